@@ -2,20 +2,34 @@
  * The `fracture-service` command line: parses arguments and dispatches to one command module each.
  * @module
  */
-import { Command } from 'commander';
+import { Command, CommanderError } from 'commander';
+import { isMlError } from '../ml/errors.ts';
+import { registerEvaluateCommand } from './commands/evaluate.command.ts';
 
-/** Runs the CLI with `argv` (as `process.argv`) and resolves to the process exit code. */
-export async function main(argv: string[]): Promise<number> {
+/** Exit code for bad input (an `MlError`): distinct from 1, which means an unexpected failure. */
+const INPUT_ERROR_EXIT_CODE = 2;
+
+/** Builds the command tree; exported so tests can run commands in-process. */
+export function createProgram(): Command {
   const program = new Command('fracture-service')
     .description('Train, compare and serve bone X-ray fracture classifiers (cnn, vgg16, resnet50, inceptionv3).')
     .showHelpAfterError()
     .exitOverride();
+  registerEvaluateCommand(program);
+  return program;
+}
+
+/** Runs the CLI with `argv` (as `process.argv`) and resolves to the process exit code. */
+export async function main(argv: string[]): Promise<number> {
   try {
-    await program.parseAsync(argv);
+    await createProgram().parseAsync(argv);
     return 0;
   } catch (error) {
-    const code = (error as { exitCode?: number }).exitCode;
-    if (typeof code === 'number') return code;
+    if (error instanceof CommanderError) return error.exitCode;
+    if (isMlError(error)) {
+      process.stderr.write(`${error.code}: ${error.message}\n`);
+      return INPUT_ERROR_EXIT_CODE;
+    }
     throw error;
   }
 }
