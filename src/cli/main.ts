@@ -5,6 +5,7 @@
 import { Command, CommanderError } from 'commander';
 import { isMlError } from '../ml/errors.ts';
 import { registerEvaluateCommand } from './commands/evaluate.command.ts';
+import { registerSynthCommand } from './commands/synth.command.ts';
 
 /** Exit code for bad input (an `MlError`): distinct from 1, which means an unexpected failure. */
 const INPUT_ERROR_EXIT_CODE = 2;
@@ -15,6 +16,7 @@ export function createProgram(): Command {
     .description('Train, compare and serve bone X-ray fracture classifiers (cnn, vgg16, resnet50, inceptionv3).')
     .showHelpAfterError()
     .exitOverride();
+  registerSynthCommand(program);
   registerEvaluateCommand(program);
   return program;
 }
