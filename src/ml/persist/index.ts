@@ -1,0 +1,17 @@
+/**
+ * Saving and loading models: TensorFlow.js layers format plus `metadata.json`, written atomically.
+ * @module
+ */
+export { saveModel, sha256, type SaveModelOptions, type SavedModelInfo } from './save-model.ts';
+export { loadModel, type LoadModelOptions, type LoadedModel } from './load-model.ts';
+export {
+  METADATA_FILE,
+  METADATA_SCHEMA_VERSION,
+  MODEL_JSON_FILE,
+  detectVersions,
+  type ImageInputShape,
+  type ModelMetadata,
+  type ModelMetadataInput,
+} from './model-metadata.ts';
+export { DEFAULT_SHARD_BYTES, shardFileName } from './weight-shards.ts';
+export { findOldCopy, writeDirAtomically, writeFileDurable } from './atomic-dir.ts';
