@@ -6,6 +6,12 @@ import { Command, CommanderError } from 'commander';
 import { isMlError } from '../ml/errors.ts';
 import { registerEvaluateCommand } from './commands/evaluate.command.ts';
 import { registerSynthCommand } from './commands/synth.command.ts';
+import { registerTrainCommand } from './commands/train.command.ts';
+import { registerPredictCommand } from './commands/predict.command.ts';
+import { registerDemoCommand } from './commands/demo.command.ts';
+import { registerSummaryCommand } from './commands/summary.command.ts';
+import { evaluateModelOnFolder } from '../ml/inference/index.ts';
+import { initBackend } from '../ml/backend/select-backend.ts';
 
 /** Exit code for bad input (an `MlError`): distinct from 1, which means an unexpected failure. */
 const INPUT_ERROR_EXIT_CODE = 2;
@@ -16,8 +22,17 @@ export function createProgram(): Command {
     .description('Train, compare and serve bone X-ray fracture classifiers (cnn, vgg16, resnet50, inceptionv3).')
     .showHelpAfterError()
     .exitOverride();
+  registerDemoCommand(program);
   registerSynthCommand(program);
-  registerEvaluateCommand(program);
+  registerTrainCommand(program);
+  registerPredictCommand(program);
+  registerEvaluateCommand(program, {
+    evaluateModel: async (modelDir, dataDir) => {
+      await initBackend();
+      return evaluateModelOnFolder(modelDir, dataDir);
+    },
+  });
+  registerSummaryCommand(program);
   return program;
 }
 

@@ -182,6 +182,4 @@ describe('fracture-service evaluate', () => {
     assert.equal(result.exitCode, 2);
     assert.match(result.stderr, /--model DIR and --data DIR go together/);
   });
-
-  it('subprocess run of bin/fracture-service.js evaluate', { skip: 'the lead wires evaluate into src/cli/main.ts' }, () => {});
 });

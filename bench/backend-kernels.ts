@@ -1,0 +1,238 @@
+/**
+ * Benchmarks of the backend layer (numbers in src/ml/backend/README.md).
+ *
+ *   node --no-liftoff --import tsx bench/backend-kernels.ts kernels [--cpu]   # gradient kernels, old vs new
+ *   node --no-liftoff --import tsx bench/backend-kernels.ts train [--steps N]  # CNN training step, cpu vs wasm
+ *   node --no-liftoff --import tsx bench/backend-kernels.ts parallel [--steps N] # 1 vs 2 wasm processes
+ *
+ * Times are the median of several runs after a warm-up, in milliseconds.
+ * @module
+ */
+import { spawn } from 'node:child_process';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs';
+import type { NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs';
+import { describeBackend, initBackend } from '../src/ml/backend/select-backend.ts';
+import { replacedWasmKernel } from '../src/ml/backend/wasm-training-kernels.ts';
+import { createRandom, gaussian } from '../src/ml/util/random.ts';
+
+const args = process.argv.slice(2);
+const mode = args[0] ?? 'kernels';
+const flag = (name: string) => args.includes(`--${name}`);
+const option = (name: string, fallback: number) => {
+  const index = args.indexOf(`--${name}`);
+  const value = index >= 0 ? Number(args[index + 1]) : NaN;
+  return Number.isFinite(value) ? value : fallback;
+};
+
+function randomTensor(shape: number[], seed: number): tf.Tensor {
+  const rand = createRandom(seed);
+  const size = shape.reduce((a, b) => a * b, 1);
+  const values = new Float32Array(size);
+  for (let i = 0; i < size; i++) values[i] = gaussian(rand);
+  return tf.tensor(values, shape);
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] ?? NaN;
+}
+
+/** Median wall time of `fn` in ms over `runs` runs after `warmup` runs. */
+function time(fn: () => void, runs = 5, warmup = 1): number {
+  for (let i = 0; i < warmup; i++) fn();
+  const samples: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const start = performance.now();
+    fn();
+    samples.push(performance.now() - start);
+  }
+  return median(samples);
+}
+
+/** Runs a kernel function directly (as the engine would) and frees its output. */
+function runKernelFunc(kernelFunc: tf.KernelFunc, inputs: Record<string, tf.Tensor>, attrs: object): void {
+  const backend = tf.backend();
+  const out = kernelFunc({ inputs: inputs as unknown as NamedTensorInfoMap, backend, attrs: attrs as NamedAttrMap });
+  for (const info of (Array.isArray(out) ? out : [out]) as TensorInfo[]) backend.disposeData(info.dataId);
+}
+
+function registered(name: string): tf.KernelFunc {
+  const config = tf.getKernel(name, tf.getBackend());
+  if (config === undefined) throw new Error(`${name} is not registered for ${tf.getBackend()}`);
+  return config.kernelFunc;
+}
+
+interface ConvShape {
+  label: string;
+  x: [number, number, number, number];
+  w: [number, number, number, number];
+  strides: number;
+  pad: 'same' | 'valid';
+}
+
+const SHAPES: ConvShape[] = [
+  { label: 'ResNet 3x3 64->64 s1', x: [16, 32, 32, 64], w: [3, 3, 64, 64], strides: 1, pad: 'same' },
+  { label: 'ResNet 1x1 64->256 s1', x: [16, 32, 32, 64], w: [1, 1, 64, 256], strides: 1, pad: 'valid' },
+  { label: 'ResNet 1x1 256->512 s2', x: [16, 32, 32, 256], w: [1, 1, 256, 512], strides: 2, pad: 'valid' },
+  { label: 'Inception 3x3 64->96 s2 valid', x: [16, 33, 33, 64], w: [3, 3, 64, 96], strides: 2, pad: 'valid' },
+  { label: 'stem 7x7 3->64 s2', x: [16, 64, 64, 3], w: [7, 7, 3, 64], strides: 2, pad: 'same' },
+];
+
+async function benchKernels(): Promise<void> {
+  const info = await initBackend('wasm');
+  console.log(`backend: ${describeBackend(info)}; load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+  const shippedInput = replacedWasmKernel(tf.Conv2DBackpropInput);
+  if (shippedInput === undefined) throw new Error('the shipped Conv2DBackpropInput was not kept');
+  const rows: string[] = ['| shape | Conv2D fwd | BackpropInput shipped | BackpropInput new | BackpropFilter new | BackpropFilter cpu |', '|---|---|---|---|---|---|'];
+  for (const [index, s] of SHAPES.entries()) {
+    await tf.setBackend('wasm');
+    const x = randomTensor(s.x, index);
+    const w = randomTensor(s.w, 100 + index);
+    const y = tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, s.strides, s.pad);
+    const dy = randomTensor(y.shape, 200 + index);
+    const inputAttrs = { strides: s.strides, pad: s.pad, dataFormat: 'NHWC', inputShape: s.x };
+    const filterAttrs = { strides: s.strides, pad: s.pad, dataFormat: 'NHWC', filterShape: s.w };
+    const forward = time(() => runKernelFunc(registered(tf.Conv2D), { x, filter: w }, { strides: s.strides, pad: s.pad, dataFormat: 'NHWC', dilations: 1 }));
+    const inputOld = time(() => runKernelFunc(shippedInput.kernelFunc, { dy, filter: w }, inputAttrs), 3);
+    const inputNew = time(() => runKernelFunc(registered(tf.Conv2DBackpropInput), { dy, filter: w }, inputAttrs));
+    const filterNew = time(() => runKernelFunc(registered(tf.Conv2DBackpropFilter), { x, dy }, filterAttrs));
+    let filterCpu = '-';
+    if (flag('cpu')) {
+      const xValues = x.dataSync();
+      const dyValues = dy.dataSync();
+      await tf.setBackend('cpu');
+      const xc = tf.tensor(xValues, s.x);
+      const dyc = tf.tensor(dyValues, y.shape);
+      filterCpu = time(() => runKernelFunc(registered(tf.Conv2DBackpropFilter), { x: xc, dy: dyc }, filterAttrs), 1, 0).toFixed(0);
+      tf.dispose([xc, dyc]);
+      await tf.setBackend('wasm');
+    }
+    rows.push(`| ${s.label}: x [${s.x}] | ${forward.toFixed(1)} | ${inputOld.toFixed(1)} | ${inputNew.toFixed(1)} | ${filterNew.toFixed(1)} | ${filterCpu} |`);
+    tf.dispose([x, w, y, dy]);
+  }
+  console.log(rows.join('\n'));
+
+  const shippedMatMul = replacedWasmKernel(tf.BatchMatMul);
+  if (shippedMatMul !== undefined) {
+    const a = randomTensor([512, 2048], 1);
+    const dy = randomTensor([512, 256], 2);
+    const wT = randomTensor([2048, 256], 3);
+    const attrsB = { transposeA: false, transposeB: true };
+    const attrsA = { transposeA: true, transposeB: false };
+    console.log('\n| dense backprop product | shipped | new |\n|---|---|---|');
+    console.log(
+      `| dy·Wᵀ [512,256]x[2048,256]ᵀ | ${time(() => runKernelFunc(shippedMatMul.kernelFunc, { a: dy, b: wT }, attrsB), 3).toFixed(1)} | ${time(() => runKernelFunc(registered(tf.BatchMatMul), { a: dy, b: wT }, attrsB)).toFixed(1)} |`,
+    );
+    console.log(
+      `| xᵀ·dy [512,2048]ᵀx[512,256] | ${time(() => runKernelFunc(shippedMatMul.kernelFunc, { a, b: dy }, attrsA), 3).toFixed(1)} | ${time(() => runKernelFunc(registered(tf.BatchMatMul), { a, b: dy }, attrsA)).toFixed(1)} |`,
+    );
+    tf.dispose([a, dy, wT]);
+  }
+}
+
+const IMAGE = 64;
+const BATCH = 16;
+const CLASSES = 10;
+
+/** Three conv(3x3)-BN-ReLU-maxpool blocks (16, 32, 64 filters), global average pooling, dense softmax. */
+function threeBlockCnn(): tf.LayersModel {
+  const model = tf.sequential();
+  for (const [i, filters] of [16, 32, 64].entries()) {
+    model.add(
+      tf.layers.conv2d({
+        ...(i === 0 ? { inputShape: [IMAGE, IMAGE, 3] } : {}),
+        filters,
+        kernelSize: 3,
+        padding: 'same',
+        useBias: false,
+        kernelInitializer: tf.initializers.heNormal({ seed: i }),
+      }),
+    );
+    model.add(tf.layers.batchNormalization());
+    model.add(tf.layers.activation({ activation: 'relu' }));
+    model.add(tf.layers.maxPooling2d({ poolSize: 2 }));
+  }
+  model.add(tf.layers.globalAveragePooling2d({}));
+  model.add(tf.layers.dense({ units: CLASSES, activation: 'softmax', kernelInitializer: tf.initializers.glorotUniform({ seed: 9 }) }));
+  model.compile({ optimizer: tf.train.adam(1e-3), loss: 'categoricalCrossentropy' });
+  return model;
+}
+
+/** Images per second of forward + backward + Adam on the active backend. */
+async function trainThroughput(steps: number, warmup: number): Promise<number> {
+  const model = threeBlockCnn();
+  const xs = randomTensor([BATCH, IMAGE, IMAGE, 3], 1);
+  const ys = tf.tidy(() => tf.oneHot(tf.tensor1d(Array.from({ length: BATCH }, (_, i) => i % CLASSES), 'int32'), CLASSES).toFloat());
+  for (let i = 0; i < warmup; i++) await model.trainOnBatch(xs, ys);
+  const start = performance.now();
+  for (let i = 0; i < steps; i++) await model.trainOnBatch(xs, ys);
+  const seconds = (performance.now() - start) / 1000;
+  model.optimizer.dispose();
+  model.dispose();
+  tf.dispose([xs, ys]);
+  return (steps * BATCH) / seconds;
+}
+
+async function benchTrain(): Promise<void> {
+  const steps = option('steps', 20);
+  const wasm = await initBackend('wasm');
+  console.log(`load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+  const wasmRate = await trainThroughput(steps, 3);
+  console.log(`${describeBackend(wasm)}: ${wasmRate.toFixed(1)} images/s (${steps} steps of ${BATCH} at ${IMAGE}x${IMAGE}x3)`);
+  await initBackend('cpu');
+  const cpuSteps = Math.max(2, Math.round(steps / 10));
+  const cpuRate = await trainThroughput(cpuSteps, 1);
+  console.log(`cpu: ${cpuRate.toFixed(2)} images/s (${cpuSteps} steps); wasm/cpu = ${(wasmRate / cpuRate).toFixed(1)}x`);
+}
+
+/** Child mode of `parallel`: prints one JSON line with its throughput. */
+async function trainWorker(): Promise<void> {
+  await initBackend('wasm');
+  const rate = await trainThroughput(option('steps', 20), 3);
+  console.log(JSON.stringify({ imagesPerSecond: rate }));
+}
+
+function runWorkers(count: number, steps: number): Promise<number[]> {
+  const script = fileURLToPath(import.meta.url);
+  return Promise.all(
+    Array.from({ length: count }, () => new Promise<number>((resolve, reject) => {
+      const child = spawn(process.execPath, ['--no-liftoff', '--import', 'tsx', script, 'train-worker', '--steps', String(steps)], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      let output = '';
+      child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      child.on('error', reject);
+      child.on('close', (code) => {
+        const line = output.trim().split('\n').filter((l) => l.startsWith('{')).pop();
+        if (code !== 0 || line === undefined) reject(new Error(`worker exited with ${code}: ${output}`));
+        else resolve((JSON.parse(line) as { imagesPerSecond: number }).imagesPerSecond);
+      });
+    })),
+  );
+}
+
+async function benchParallel(): Promise<void> {
+  const steps = option('steps', 20);
+  console.log(`cores ${os.availableParallelism()}, load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+  const [single] = await runWorkers(1, steps);
+  const pair = await runWorkers(2, steps);
+  const total = pair.reduce((a, b) => a + b, 0);
+  console.log(`1 process: ${single?.toFixed(1)} images/s`);
+  console.log(`2 processes: ${pair.map((r) => r.toFixed(1)).join(' + ')} = ${total.toFixed(1)} images/s (${(total / (single ?? NaN)).toFixed(2)}x)`);
+}
+
+const modes: Record<string, () => Promise<void>> = {
+  kernels: benchKernels,
+  train: benchTrain,
+  parallel: benchParallel,
+  'train-worker': trainWorker,
+};
+const run = modes[mode];
+if (run === undefined) {
+  console.error(`Unknown mode '${mode}'. Modes: ${Object.keys(modes).join(', ')}.`);
+  process.exitCode = 2;
+} else {
+  await run();
+}

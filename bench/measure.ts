@@ -1,0 +1,269 @@
+/**
+ * One benchmark measurement, in a process of its own so that each point starts with a fresh wasm
+ * heap and its peak RSS is its own: builds one model, runs untimed warm-up steps, then timed steps
+ * until `--seconds` have passed and at least `--min-steps` steps ran, and prints ONE JSON line on
+ * stdout (also on failure, with `status: "error"`). Progress goes to stderr.
+ *
+ * - inference step: `model.predict(x)` + `dataSync()` of the `[batch, classes]` probabilities;
+ * - training step: the trainer's `trainStep` (src/ml/train/step.ts): forward with `training: true`
+ *   (BN batch statistics, dropout), categorical cross-entropy, backward, one Adam update (lr 1e-3),
+ *   loss and accuracy read back — the same work as PyTorch's `zero_grad/forward/backward/step`.
+ *   When the batch does not fit in the wasm heap (4 GiB), the step splits it into accumulated
+ *   micro-batches as the service does. The process then stops at once with `status: "reduced"` and
+ *   the micro-batch size that worked, and bench/run.ts measures again from `--micro-batch N`, so that
+ *   neither the speed nor the peak RSS is that of a process that first filled its heap.
+ * Inputs are a fixed random batch (pixel values in [0, 1)) and random one-hot labels: the speed of
+ * these kernels does not depend on the values.
+ *
+ * Time budget: a warm-up step longer than `--seconds` ends the warm-up (one-time costs are then
+ * small beside a step), and when `--budget` seconds would not allow `--min-steps` timed steps, one
+ * timed step is taken (reported as `budgetLimited`).
+ *
+ * Run by bench/run.ts; by hand:
+ *   node --no-liftoff --import tsx bench/measure.ts --arch resnet50 --size 128 --backend wasm --mode infer
+ * @module
+ */
+import os from 'node:os';
+import { parseArgs } from 'node:util';
+import * as tf from '@tensorflow/tfjs';
+import { describeBackend, initBackend } from '../src/ml/backend/select-backend.ts';
+import { isOutOfMemoryError, requiresBackendReset, wasmMemoryBytes } from '../src/ml/backend/wasm-memory.ts';
+import { WASM_TRAINING_KERNEL_NAMES, wasmTrainingKernelsRegistered } from '../src/ml/backend/wasm-training-kernels.ts';
+import { buildModel, parseArchitecture } from '../src/ml/models/index.ts';
+import { trainStep, type MicroBatchState, type StepContext } from '../src/ml/train/step.ts';
+
+const { values } = parseArgs({
+  options: {
+    arch: { type: 'string' },
+    size: { type: 'string' },
+    backend: { type: 'string', default: 'wasm' },
+    mode: { type: 'string', default: 'infer' },
+    seconds: { type: 'string', default: '8' },
+    batch: { type: 'string', default: '16' },
+    classes: { type: 'string', default: '10' },
+    warmup: { type: 'string' },
+    'min-steps': { type: 'string', default: '2' },
+    'micro-batch': { type: 'string' },
+    budget: { type: 'string' },
+  },
+});
+
+const started = performance.now();
+const elapsed = (since: number): number => (performance.now() - since) / 1000;
+const log = (message: string): void => {
+  process.stderr.write(`[measure ${elapsed(started).toFixed(1)}s] ${message}\n`);
+};
+
+function nonNegativeInt(name: string, value: string | undefined): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`--${name} must be a non-negative integer, got "${value}".`);
+  return n;
+}
+
+function nonNegativeNumber(name: string, value: string | undefined): number {
+  const n = Number(value);
+  if (value === undefined || !Number.isFinite(n) || n < 0) throw new Error(`--${name} must be a number >= 0, got "${value}".`);
+  return n;
+}
+
+function peakRssMb(): number {
+  // maxRSS is in kilobytes (getrusage's ru_maxrss on Linux).
+  return process.resourceUsage().maxRSS / 1024;
+}
+
+/** Thrown out of the timing loop when training had to split the batch: the caller measures again. */
+class MicroBatchReduced extends Error {
+  constructor(readonly microBatchSize: number) {
+    super(`out of memory: training needs micro-batches of ${microBatchSize}`);
+  }
+}
+
+interface TimingPlan {
+  warmup: number;
+  seconds: number;
+  minSteps: number;
+  /** Seconds since process start by which the measurement should be done. */
+  budget: number;
+}
+
+/** Warm-up, then timed steps; see the module comment for the rules. */
+async function time(step: () => Promise<void>, plan: TimingPlan) {
+  const warmupSeconds: number[] = [];
+  for (let i = 0; i < plan.warmup; i++) {
+    const t = performance.now();
+    await step();
+    warmupSeconds.push(elapsed(t));
+    log(`warm-up step ${i + 1}/${plan.warmup}: ${warmupSeconds.at(-1)?.toFixed(2)} s`);
+    if ((warmupSeconds.at(-1) as number) > plan.seconds) break;
+  }
+  // The slowest step seen so far predicts the next one, for the budget check.
+  let longest = Math.max(0, ...warmupSeconds);
+  let minSteps = plan.minSteps;
+  let budgetLimited = false;
+  if (minSteps > 1 && elapsed(started) + minSteps * longest > plan.budget) {
+    minSteps = 1;
+    budgetLimited = true;
+    log(`the budget of ${plan.budget} s leaves room for one timed step only`);
+  }
+  // Counted after warm-up: the first training step creates the optimizer's slots, which is no leak.
+  const tensorsBefore = tf.memory().numTensors;
+  const stepSeconds: number[] = [];
+  const t0 = performance.now();
+  while (stepSeconds.length < minSteps || elapsed(t0) < plan.seconds) {
+    // Stop early rather than be killed: a measurement past its budget would be lost entirely.
+    if (stepSeconds.length >= minSteps && elapsed(started) + longest > plan.budget) {
+      budgetLimited = true;
+      break;
+    }
+    const t = performance.now();
+    await step();
+    stepSeconds.push(elapsed(t));
+    longest = Math.max(longest, elapsed(t));
+  }
+  const timedSeconds = elapsed(t0);
+  // Wall-clock window of the timed steps, to combine concurrent processes (bench/run.ts --processes).
+  const timedWindowMs = [performance.timeOrigin + t0, performance.timeOrigin + performance.now()];
+  const leakedTensorsPerStep = (tf.memory().numTensors - tensorsBefore) / stepSeconds.length;
+  log(`${stepSeconds.length} timed steps in ${timedSeconds.toFixed(2)} s`);
+  return { warmupSeconds, stepSeconds, timedSeconds, timedWindowMs, leakedTensorsPerStep, budgetLimited };
+}
+
+async function main(): Promise<Record<string, unknown>> {
+  const arch = parseArchitecture(values.arch ?? '');
+  const size = nonNegativeInt('size', values.size);
+  const batch = nonNegativeInt('batch', values.batch);
+  const numClasses = nonNegativeInt('classes', values.classes);
+  const mode = values.mode;
+  if (mode !== 'infer' && mode !== 'train') throw new Error(`--mode must be infer or train, got "${mode}".`);
+  const plan: TimingPlan = {
+    warmup: nonNegativeInt('warmup', values.warmup ?? (mode === 'train' ? '2' : '1')),
+    seconds: nonNegativeNumber('seconds', values.seconds),
+    minSteps: Math.max(1, nonNegativeInt('min-steps', values['min-steps'])),
+    budget: values.budget === undefined ? Infinity : nonNegativeNumber('budget', values.budget),
+  };
+  const initialMicroBatch = values['micro-batch'] === undefined ? undefined : nonNegativeInt('micro-batch', values['micro-batch']);
+
+  const tInit = performance.now();
+  // The service's own backend selection: wasm gets the project's training kernels and OOM guard.
+  const backendInfo = await initBackend(values.backend ?? 'wasm');
+  const initSeconds = elapsed(tInit);
+  const backendDescription = describeBackend(backendInfo);
+  log(`backend ${backendDescription} ready in ${initSeconds.toFixed(2)} s`);
+
+  const tBuild = performance.now();
+  const model = buildModel({ architecture: arch, inputShape: [size, size, 3], numClasses, seed: 1 });
+  const buildSeconds = elapsed(tBuild);
+  log(`${arch} ${size}px built in ${buildSeconds.toFixed(2)} s (${model.countParams()} params)`);
+
+  const x = tf.randomUniform([batch, size, size, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
+  const y = tf.tidy(
+    () => tf.oneHot(tf.randomUniform([batch], 0, numClasses, 'int32', 2) as tf.Tensor1D, numClasses).toFloat() as tf.Tensor2D,
+  );
+
+  let step: () => Promise<void>;
+  let optimizer: tf.Optimizer | undefined;
+  const micro: MicroBatchState = { size: initialMicroBatch };
+  if (mode === 'infer') {
+    step = async () => {
+      const probs = model.predict(x) as tf.Tensor;
+      probs.dataSync();
+      probs.dispose();
+    };
+  } else {
+    const adam = tf.train.adam(1e-3);
+    optimizer = adam;
+    const ctx: StepContext = {
+      model,
+      optimizer: adam,
+      // A trap of the wasm module leaves its memory untrustworthy: fail the measurement instead.
+      isOutOfMemory: (error) => isOutOfMemoryError(error) && !requiresBackendReset(error),
+    };
+    step = async () => {
+      let reducedTo: number | undefined;
+      await trainStep(ctx, x, y, micro, (to, error) => {
+        reducedTo = to;
+        log(`out of memory, retrying with micro-batches of ${to} (${error instanceof Error ? error.message : String(error)})`);
+      });
+      if (reducedTo !== undefined) throw new MicroBatchReduced(reducedTo);
+    };
+  }
+
+  try {
+    const timing = await time(step, plan);
+    const steps = timing.stepSeconds.length;
+    const wasmHeap = wasmMemoryBytes();
+    const sorted = [...timing.stepSeconds].sort((a, b) => a - b);
+    return {
+      status: 'ok',
+      arch,
+      size,
+      batch,
+      numClasses,
+      mode,
+      backend: tf.getBackend(),
+      backendInfo,
+      backendDescription,
+      trainingKernels: backendInfo.name === 'wasm' && wasmTrainingKernelsRegistered() ? WASM_TRAINING_KERNEL_NAMES : [],
+      params: model.countParams(),
+      imagesPerSecond: (steps * batch) / timing.timedSeconds,
+      // Samples per forward/backward pass: the batch, unless it had to be split to fit in memory.
+      microBatchSize: mode === 'train' ? Math.min(micro.size ?? batch, batch) : batch,
+      steps,
+      timedSeconds: timing.timedSeconds,
+      timedWindowMs: timing.timedWindowMs,
+      medianStepSeconds: sorted[Math.floor((sorted.length - 1) / 2)],
+      stepSeconds: timing.stepSeconds,
+      warmupSeconds: timing.warmupSeconds,
+      budgetLimited: timing.budgetLimited,
+      initSeconds,
+      buildSeconds,
+      peakRssMb: peakRssMb(),
+      // The wasm heap only grows, so its size now is its peak.
+      wasmHeapMb: wasmHeap === undefined ? undefined : wasmHeap / 2 ** 20,
+      leakedTensorsPerStep: timing.leakedTensorsPerStep,
+      loadAverage: os.loadavg(),
+      totalSeconds: elapsed(started),
+    };
+  } catch (error) {
+    if (!(error instanceof MicroBatchReduced)) throw error;
+    return {
+      status: 'reduced',
+      arch,
+      size,
+      batch,
+      mode,
+      backend: tf.getBackend(),
+      microBatchSize: error.microBatchSize,
+      peakRssMb: peakRssMb(),
+      totalSeconds: elapsed(started),
+    };
+  } finally {
+    x.dispose();
+    y.dispose();
+    optimizer?.dispose();
+    model.dispose();
+  }
+}
+
+main().then(
+  (result) => {
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+  },
+  (error: unknown) => {
+    const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    log(error instanceof Error && error.stack !== undefined ? error.stack : message);
+    process.stdout.write(
+      `${JSON.stringify({
+        status: 'error',
+        arch: values.arch,
+        size: Number(values.size),
+        mode: values.mode,
+        requestedBackend: values.backend,
+        error: message,
+        peakRssMb: peakRssMb(),
+        totalSeconds: elapsed(started),
+      })}\n`,
+    );
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,134 @@
+/**
+ * A whole experiment on a tiny synthetic dataset, on the real backend: scan, split, train, evaluate,
+ * save, report, resume. Tiny images and one epoch keep it to seconds.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../../src/ml/backend/select-backend.ts';
+import { isMlError } from '../../src/ml/errors.ts';
+import { runExperiment, type ExperimentEvent, type ExperimentReport } from '../../src/ml/experiment/index.ts';
+import { classifyImages } from '../../src/ml/inference/index.ts';
+import { loadModel } from '../../src/ml/persist/index.ts';
+import { generateSyntheticDataset } from '../../src/ml/synth/index.ts';
+
+describe('runExperiment', () => {
+  let root: string;
+  let dataDir: string;
+  let outDir: string;
+  let report: ExperimentReport;
+  const events: ExperimentEvent[] = [];
+
+  before(async () => {
+    await initBackend(process.env.FRACTURE_TEST_BACKEND ?? 'wasm');
+    root = await mkdtemp(path.join(os.tmpdir(), 'experiment-test-'));
+    dataDir = path.join(root, 'data');
+    outDir = path.join(root, 'run');
+    await generateSyntheticDataset({ outDir: dataDir, perClass: 6, size: 40, seed: 5, regions: ['hand', 'forearm'] });
+    report = await runExperiment({
+      dataDir,
+      outDir,
+      architectures: ['cnn'],
+      imageSize: 32,
+      epochs: 2,
+      batchSize: 4,
+      seed: 9,
+      onEvent: (event) => events.push(event),
+    });
+  });
+
+  after(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('writes report.json with provenance, per-architecture metrics, history, timings and the winner', async () => {
+    const onDisk = JSON.parse(await readFile(path.join(outDir, 'report.json'), 'utf8')) as ExperimentReport;
+    assert.deepEqual(onDisk.winner, report.winner);
+    assert.equal(onDisk.backend.name, tf.getBackend());
+    assert.match(onDisk.dataset.hash, /^[0-9a-f]{64}$/);
+    assert.deepEqual(onDisk.dataset.classNames, ['forearm_fractured', 'forearm_normal', 'hand_fractured', 'hand_normal']);
+    assert.deepEqual(onDisk.dataset.positiveClasses, ['forearm_fractured', 'hand_fractured']);
+    const [result] = onDisk.results;
+    assert.ok(result);
+    assert.equal(result.architecture, 'cnn');
+    assert.equal(result.history.length, 2);
+    assert.equal(result.metrics.macroAvg.support, onDisk.results[0]?.metrics.confusionMatrix.flat().reduce((a, b) => a + b, 0));
+    assert.ok(result.metrics.binary, 'the binary fracture view is present');
+    assert.ok(result.timings.trainSeconds > 0 && result.timings.inferenceMsPerImage > 0);
+    assert.ok(result.params > 0 && result.modelBytes > 0);
+    assert.equal(onDisk.winner?.architecture, 'cnn');
+    assert.equal(onDisk.config.seed, 9);
+  });
+
+  it('emits dataset, start, per-batch and per-epoch progress, and done events in order', () => {
+    const types = events.map((event) => (event.type === 'train' ? `train:${event.progress.type}` : event.type));
+    assert.equal(types[0], 'dataset');
+    assert.equal(types[1], 'architecture-start');
+    assert.equal(types.at(-1), 'architecture-done');
+    assert.equal(types.filter((type) => type === 'train:epoch').length, 2);
+    assert.ok(types.includes('train:batch'));
+  });
+
+  it('saves a model that reloads and classifies an image with the training preprocessing', async () => {
+    const loaded = await loadModel(path.join(outDir, 'models', 'cnn'));
+    try {
+      assert.equal(loaded.metadata.architecture, 'cnn');
+      assert.deepEqual(loaded.metadata.inputShape, [32, 32, 3]);
+      const image = path.join(dataDir, 'hand_normal', 'hand_normal_0000.png');
+      const [prediction] = await classifyImages(loaded, [image]);
+      assert.ok(prediction);
+      const sum = Object.values(prediction.probabilities).reduce((a, b) => a + b, 0);
+      assert.ok(Math.abs(sum - 1) < 1e-5);
+      const fracture = (prediction.probabilities.forearm_fractured ?? 0) + (prediction.probabilities.hand_fractured ?? 0);
+      assert.ok(Math.abs((prediction.fractureProbability ?? -1) - fracture) < 1e-9);
+    } finally {
+      loaded.model.dispose();
+    }
+  });
+
+  it('removes checkpoints once the model is saved and reuses finished architectures on a rerun', async () => {
+    assert.deepEqual(await readdir(path.join(outDir, 'checkpoints')).catch(() => []), []);
+    const started: string[] = [];
+    const again = await runExperiment({
+      dataDir, outDir, architectures: ['cnn'], imageSize: 32, epochs: 2, batchSize: 4, seed: 9,
+      onEvent: (event) => { if (event.type === 'architecture-start') started.push(event.architecture); },
+    });
+    assert.deepEqual(started, [], 'nothing was retrained');
+    assert.deepEqual(again.results[0]?.metrics, report.results[0]?.metrics);
+  });
+
+  it('leaks no tensors across a run', async () => {
+    const before = tf.memory().numTensors;
+    await runExperiment({ dataDir, outDir: path.join(root, 'run-leak'), architectures: ['cnn'], imageSize: 32, epochs: 1, batchSize: 8, seed: 1 });
+    assert.equal(tf.memory().numTensors, before);
+  });
+
+  it('refuses images smaller than the input with IMAGE_TOO_SMALL unless allowed', async () => {
+    await assert.rejects(
+      runExperiment({ dataDir, outDir: path.join(root, 'run-small'), architectures: ['cnn'], imageSize: 48, epochs: 1 }),
+      (error) => isMlError(error, 'IMAGE_TOO_SMALL'),
+    );
+  });
+
+  it('stops with TRAINING_CANCELLED when the signal aborts', async () => {
+    const controller = new AbortController();
+    await assert.rejects(
+      runExperiment({
+        dataDir, outDir: path.join(root, 'run-cancel'), architectures: ['cnn'], imageSize: 32, epochs: 3, batchSize: 4, seed: 2,
+        signal: controller.signal,
+        onEvent: (event) => { if (event.type === 'train' && event.progress.type === 'batch') controller.abort(); },
+      }),
+      (error) => isMlError(error, 'TRAINING_CANCELLED'),
+    );
+  });
+
+  it('lists every invalid option at once', async () => {
+    await assert.rejects(
+      runExperiment({ dataDir, outDir, architectures: ['inceptionv3'], imageSize: 40, epochs: 0, batchSize: 4 }),
+      (error) => isMlError(error, 'INVALID_ARGUMENT') && /inceptionv3 needs imageSize >= 75/.test(error.message) && /epochs/.test(error.message),
+    );
+  });
+});
