@@ -21,6 +21,26 @@ export interface ChildOutcome {
 
 const STDERR_TAIL_CHARS = 2000;
 
+/** Running children, each in its own process group (see `detached` below). */
+const active = new Set<number>();
+
+function killGroup(pid: number): void {
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    // Already gone.
+  }
+}
+
+/**
+ * Kills every running child's process group. A child in its own group does not get the terminal's
+ * Ctrl-C, so the parent must call this when it is interrupted.
+ */
+export function killActiveChildren(): void {
+  for (const pid of active) killGroup(pid);
+  active.clear();
+}
+
 function lastJsonLine(stdout: string): Record<string, unknown> | undefined {
   const lines = stdout.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('{') && l.endsWith('}'));
   for (let i = lines.length - 1; i >= 0; i--) {
@@ -52,6 +72,8 @@ export function runJsonChild(
       // Its own process group, so that the time limit also ends what it started (tsx's esbuild).
       detached: true,
     });
+    const pid = child.pid;
+    if (pid !== undefined) active.add(pid);
     let stdout = '';
     let stderr = '';
     let timedOut = false;
@@ -63,17 +85,14 @@ export function runJsonChild(
     });
     const timer = setTimeout(() => {
       timedOut = true;
-      try {
-        if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
-      } catch {
-        child.kill('SIGKILL');
-      }
+      if (pid !== undefined) killGroup(pid);
     }, options.timeoutSeconds * 1000);
     let settled = false;
     const finish = (exitCode: number | null, signal: NodeJS.Signals | null, extra = ''): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      if (pid !== undefined) active.delete(pid);
       const json = lastJsonLine(stdout);
       const status = timedOut ? 'timeout' : exitCode === 0 && json !== undefined ? 'ok' : 'error';
       resolve({

@@ -16,7 +16,8 @@
  * these kernels does not depend on the values.
  *
  * Time budget: a warm-up step longer than `--seconds` ends the warm-up (one-time costs are then
- * small beside a step), and when `--budget` seconds would not allow `--min-steps` timed steps, one
+ * small beside a step), as does one after which `--budget` seconds (since process start) would not
+ * allow another plus the timed steps; when the budget would not allow `--min-steps` timed steps, one
  * timed step is taken (reported as `budgetLimited`).
  *
  * Run by bench/run.ts; by hand:
@@ -93,8 +94,11 @@ async function time(step: () => Promise<void>, plan: TimingPlan) {
     const t = performance.now();
     await step();
     warmupSeconds.push(elapsed(t));
-    log(`warm-up step ${i + 1}/${plan.warmup}: ${warmupSeconds.at(-1)?.toFixed(2)} s`);
-    if ((warmupSeconds.at(-1) as number) > plan.seconds) break;
+    const last = warmupSeconds.at(-1) as number;
+    log(`warm-up step ${i + 1}/${plan.warmup}: ${last.toFixed(2)} s`);
+    if (last > plan.seconds) break;
+    // Keep room in the budget for the timed steps, which are what the measurement is for.
+    if (elapsed(started) + (plan.minSteps + 1) * last > plan.budget) break;
   }
   // The slowest step seen so far predicts the next one, for the budget check.
   let longest = Math.max(0, ...warmupSeconds);

@@ -14,7 +14,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runJsonChild } from './child-process.ts';
+import { killActiveChildren, runJsonChild } from './child-process.ts';
 import {
   USAGE,
   buildPlan,
@@ -239,6 +239,13 @@ async function main(): Promise<void> {
   for (const note of notes) process.stdout.write(`Note: ${note}\n`);
   if (config.dryRun) return;
 
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      killActiveChildren();
+      process.stderr.write(`\nInterrupted (${signal}); the JSON written so far is kept.\n`);
+      process.exit(130);
+    });
+  }
   const started = new Date();
   const jsonPath = path.resolve(config.out ?? path.join(repoRoot, 'bench', 'results', `bench-${timestamp(started)}.json`));
   const mdPath = jsonPath.replace(/\.json$/i, '') + '.md';
