@@ -160,19 +160,29 @@ function threeBlockCnn(): tf.LayersModel {
   return model;
 }
 
-/** Images per second of forward + backward + Adam on the active backend. */
-async function trainThroughput(steps: number, warmup: number): Promise<number> {
+interface Throughput {
+  /** Images per wall-clock second. */
+  wall: number;
+  /** Images per second of this process's CPU time: what the step costs, whatever else the machine runs. */
+  cpu: number;
+}
+
+/** Throughput of forward + backward + Adam on the active backend. */
+async function trainThroughput(steps: number, warmup: number): Promise<Throughput> {
   const model = threeBlockCnn();
   const xs = randomTensor([BATCH, IMAGE, IMAGE, 3], 1);
   const ys = tf.tidy(() => tf.oneHot(tf.tensor1d(Array.from({ length: BATCH }, (_, i) => i % CLASSES), 'int32'), CLASSES).toFloat());
   for (let i = 0; i < warmup; i++) await model.trainOnBatch(xs, ys);
   const start = performance.now();
+  const cpuStart = process.cpuUsage();
   for (let i = 0; i < steps; i++) await model.trainOnBatch(xs, ys);
   const seconds = (performance.now() - start) / 1000;
+  const cpuUsed = process.cpuUsage(cpuStart);
+  const cpuSeconds = (cpuUsed.user + cpuUsed.system) / 1e6;
   model.optimizer.dispose();
   model.dispose();
   tf.dispose([xs, ys]);
-  return (steps * BATCH) / seconds;
+  return { wall: (steps * BATCH) / seconds, cpu: (steps * BATCH) / cpuSeconds };
 }
 
 async function benchTrain(): Promise<void> {
@@ -180,24 +190,28 @@ async function benchTrain(): Promise<void> {
   const wasm = await initBackend('wasm');
   console.log(`load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
   const wasmRate = await trainThroughput(steps, 3);
-  console.log(`${describeBackend(wasm)}: ${wasmRate.toFixed(1)} images/s (${steps} steps of ${BATCH} at ${IMAGE}x${IMAGE}x3)`);
+  console.log(`${describeBackend(wasm)}: ${format(wasmRate)} (${steps} steps of ${BATCH} at ${IMAGE}x${IMAGE}x3)`);
   await initBackend('cpu');
   const cpuSteps = Math.max(2, Math.round(steps / 10));
   const cpuRate = await trainThroughput(cpuSteps, 1);
-  console.log(`cpu: ${cpuRate.toFixed(2)} images/s (${cpuSteps} steps); wasm/cpu = ${(wasmRate / cpuRate).toFixed(1)}x`);
+  console.log(`cpu: ${format(cpuRate)} (${cpuSteps} steps); wasm/cpu = ${(wasmRate.cpu / cpuRate.cpu).toFixed(1)}x per CPU second`);
+}
+
+function format(rate: Throughput): string {
+  return `${rate.wall.toFixed(2)} images/s wall, ${rate.cpu.toFixed(2)} images per CPU second`;
 }
 
 /** Child mode of `parallel`: prints one JSON line with its throughput. */
 async function trainWorker(): Promise<void> {
   await initBackend('wasm');
   const rate = await trainThroughput(option('steps', 20), 3);
-  console.log(JSON.stringify({ imagesPerSecond: rate }));
+  console.log(JSON.stringify(rate));
 }
 
-function runWorkers(count: number, steps: number): Promise<number[]> {
+function runWorkers(count: number, steps: number): Promise<Throughput[]> {
   const script = fileURLToPath(import.meta.url);
   return Promise.all(
-    Array.from({ length: count }, () => new Promise<number>((resolve, reject) => {
+    Array.from({ length: count }, () => new Promise<Throughput>((resolve, reject) => {
       const child = spawn(process.execPath, ['--no-liftoff', '--import', 'tsx', script, 'train-worker', '--steps', String(steps)], {
         stdio: ['ignore', 'pipe', 'inherit'],
       });
@@ -207,7 +221,7 @@ function runWorkers(count: number, steps: number): Promise<number[]> {
       child.on('close', (code) => {
         const line = output.trim().split('\n').filter((l) => l.startsWith('{')).pop();
         if (code !== 0 || line === undefined) reject(new Error(`worker exited with ${code}: ${output}`));
-        else resolve((JSON.parse(line) as { imagesPerSecond: number }).imagesPerSecond);
+        else resolve(JSON.parse(line) as Throughput);
       });
     })),
   );
@@ -218,9 +232,13 @@ async function benchParallel(): Promise<void> {
   console.log(`cores ${os.availableParallelism()}, load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
   const [single] = await runWorkers(1, steps);
   const pair = await runWorkers(2, steps);
-  const total = pair.reduce((a, b) => a + b, 0);
-  console.log(`1 process: ${single?.toFixed(1)} images/s`);
-  console.log(`2 processes: ${pair.map((r) => r.toFixed(1)).join(' + ')} = ${total.toFixed(1)} images/s (${(total / (single ?? NaN)).toFixed(2)}x)`);
+  if (single === undefined) throw new Error('no result from the single worker');
+  const total = pair.reduce((sum, rate) => sum + rate.wall, 0);
+  console.log(`1 process: ${format(single)}`);
+  console.log(`2 processes: ${pair.map((rate) => rate.wall.toFixed(1)).join(' + ')} = ${total.toFixed(1)} images/s wall (${(total / single.wall).toFixed(2)}x)`);
+  // Per CPU second, a pair slower than one process alone means they slow each other down (memory
+  // bandwidth, caches) rather than just sharing cores with the rest of the machine.
+  console.log(`   per CPU second: ${pair.map((rate) => rate.cpu.toFixed(1)).join(', ')} vs ${single.cpu.toFixed(1)} alone`);
 }
 
 const modes: Record<string, () => Promise<void>> = {

@@ -17,6 +17,7 @@ import {
   type Architecture,
   type InputShape,
 } from '../../ml/models/index.ts';
+import { initBackend } from '../../ml/backend/select-backend.ts';
 
 interface SummaryCommandOptions {
   arch: Architecture;
@@ -60,7 +61,8 @@ export function registerSummaryCommand(program: Command): void {
     .option('--classes <n>', 'number of output classes', classCount, 2)
     .option('--include-top', 'the original Keras top instead of pooling + dropout + softmax')
     .option('--json', 'print JSON instead of a table')
-    .action((options: SummaryCommandOptions) => {
+    .action(async (options: SummaryCommandOptions) => {
+      await initBackend();
       const model = buildModel({
         architecture: options.arch,
         inputShape: options.input ?? DEFAULT_INPUT_SHAPE[options.arch],
