@@ -4,6 +4,8 @@
  *   node --no-liftoff --import tsx bench/backend-kernels.ts kernels [--cpu]   # gradient kernels, old vs new
  *   node --no-liftoff --import tsx bench/backend-kernels.ts train [--steps N]  # CNN training step, cpu vs wasm
  *   node --no-liftoff --import tsx bench/backend-kernels.ts parallel [--steps N] # 1 vs 2 wasm processes
+ *   node --no-liftoff --import tsx bench/backend-kernels.ts models [--arch cnn,resnet50] [--size 128]
+ *        [--batch 16] [--steps 2]   # training images/s of the real architectures on wasm, top kernels
  *
  * Times are the median of several runs after a warm-up, in milliseconds.
  * @module
@@ -15,6 +17,8 @@ import * as tf from '@tensorflow/tfjs';
 import type { NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs';
 import { describeBackend, initBackend } from '../src/ml/backend/select-backend.ts';
 import { replacedWasmKernel } from '../src/ml/backend/wasm-training-kernels.ts';
+import { buildModel } from '../src/ml/models/index.ts';
+import type { Architecture } from '../src/ml/models/types.ts';
 import { createRandom, gaussian } from '../src/ml/util/random.ts';
 
 const args = process.argv.slice(2);
@@ -113,6 +117,25 @@ async function benchKernels(): Promise<void> {
     tf.dispose([x, w, y, dy]);
   }
   console.log(rows.join('\n'));
+
+  const shippedPoolGrad = replacedWasmKernel(tf.MaxPoolGrad);
+  if (shippedPoolGrad !== undefined) {
+    console.log('\n| MaxPoolGrad | shipped | new |\n|---|---|---|');
+    for (const [shape, size, stride, pad] of [
+      [[16, 128, 128, 32], 2, 2, 'valid'],
+      [[16, 64, 64, 64], 3, 2, 'same'],
+    ] as const) {
+      const x = randomTensor([...shape], 7);
+      const y = tf.maxPool(x as tf.Tensor4D, size, stride, pad);
+      const dy = randomTensor(y.shape, 8);
+      const attrs = { filterSize: size, strides: stride, pad };
+      const inputs = { dy, input: x, output: y };
+      const old = time(() => runKernelFunc(shippedPoolGrad.kernelFunc, inputs, attrs), 3);
+      const ours = time(() => runKernelFunc(registered(tf.MaxPoolGrad), inputs, attrs));
+      console.log(`| ${size}x${size} s${stride} ${pad}, x [${shape}] | ${old.toFixed(1)} | ${ours.toFixed(1)} |`);
+      tf.dispose([x, y, dy]);
+    }
+  }
 
   const shippedMatMul = replacedWasmKernel(tf.BatchMatMul);
   if (shippedMatMul !== undefined) {
@@ -241,7 +264,73 @@ async function benchParallel(): Promise<void> {
   console.log(`   per CPU second: ${pair.map((rate) => rate.cpu.toFixed(1)).join(', ')} vs ${single.cpu.toFixed(1)} alone`);
 }
 
+/**
+ * Wraps every wasm kernel to add up the time of its outermost calls (kernels our composite kernels
+ * call count towards the composite), per kernel name.
+ */
+function installKernelTimers(): { totals: Map<string, number>; enabled: { on: boolean } } {
+  const totals = new Map<string, number>();
+  const enabled = { on: false };
+  let depth = 0;
+  for (const config of tf.getKernelsForBackend('wasm')) {
+    const inner = config.kernelFunc;
+    tf.unregisterKernel(config.kernelName, config.backendName);
+    tf.registerKernel({
+      ...config,
+      kernelFunc: (kernelArgs) => {
+        const outer = enabled.on && depth === 0;
+        const start = performance.now();
+        depth++;
+        try {
+          return inner(kernelArgs);
+        } finally {
+          depth--;
+          if (outer) totals.set(config.kernelName, (totals.get(config.kernelName) ?? 0) + performance.now() - start);
+        }
+      },
+    });
+  }
+  return { totals, enabled };
+}
+
+/** Training steps (forward, backward, Adam) of the project's architectures on wasm, with the top kernels. */
+async function benchModels(): Promise<void> {
+  const index = args.indexOf('--arch');
+  const archs = (index >= 0 ? (args[index + 1] ?? '') : 'cnn,resnet50,inceptionv3,vgg16').split(',') as Architecture[];
+  const size = option('size', 128);
+  const batch = option('batch', 16);
+  const steps = option('steps', 2);
+  const info = await initBackend('wasm');
+  const timers = installKernelTimers();
+  console.log(`backend: ${describeBackend(info)}; load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+  for (const architecture of archs) {
+    const model = buildModel({ architecture, inputShape: [size, size, 3], numClasses: 2, seed: 1 });
+    const optimizer = tf.train.adam(1e-3);
+    const x = randomTensor([batch, size, size, 3], 1);
+    const y = tf.oneHot(tf.tensor1d(Array.from({ length: batch }, (_, i) => i % 2), 'int32'), 2);
+    const step = () =>
+      tf.tidy(() => {
+        optimizer.minimize(() => tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar);
+      });
+    step();
+    timers.totals.clear();
+    timers.enabled.on = true;
+    const start = performance.now();
+    for (let i = 0; i < steps; i++) step();
+    const ms = (performance.now() - start) / steps;
+    timers.enabled.on = false;
+    const total = [...timers.totals.values()].reduce((a, b) => a + b, 0);
+    const top = [...timers.totals.entries()].sort((a, b) => b[1] - a[1]).slice(0, 6);
+    console.log(`${architecture} ${size}px batch ${batch}: ${ms.toFixed(0)} ms/step, ${((batch * 1000) / ms).toFixed(2)} images/s`);
+    console.log(`   ${top.map(([name, t]) => `${name} ${((100 * t) / total).toFixed(0)}%`).join(', ')}`);
+    optimizer.dispose();
+    model.dispose();
+    tf.dispose([x, y]);
+  }
+}
+
 const modes: Record<string, () => Promise<void>> = {
+  models: benchModels,
   kernels: benchKernels,
   train: benchTrain,
   parallel: benchParallel,

@@ -2,13 +2,14 @@
  * Registers the kernels the wasm backend needs to train the project's architectures (DESIGN.md §5):
  * - `Conv2DBackpropFilter`, missing from tfjs-backend-wasm 4.22 (no conv layer could train);
  * - `Conv2DBackpropInput`, replacing the shipped naive loop with a transposed convolution on XNNPACK;
+ * - `MaxPoolGrad`, replacing the shipped kernel (about 25x the forward pool) by one argmax scan in JS;
  * - `BatchMatMul`, keeping the transposed products of dense-layer backprop on XNNPACK;
  * - checked versions of the shipped XNNPACK kernels (`Conv2D`, `FusedConv2D`, `_FusedMatMul`, depthwise),
  *   which otherwise return garbage after an XNNPACK failure (see wasm-memory.ts).
  *
  * Every other gradient the four architectures use (BN, ReLU, max/avg pooling, global average
  * pooling, dense, concat, add, dropout, softmax cross-entropy) is composed by tfjs-core from kernels
- * wasm already has (`MaxPoolGrad` and `AvgPoolGrad` exist; ReLU's gradient is `Step` times dy);
+ * wasm already has (`AvgPoolGrad` exists; ReLU's gradient is `Step` times dy);
  * test/unit/backend/wasm-training.test.ts trains each layer type on wasm to keep that true.
  * @module
  */
@@ -18,6 +19,7 @@ import { createBatchMatMulWasm } from './batch-mat-mul.ts';
 import { createCheckedKernel } from './kernel-compose.ts';
 import { conv2DBackpropFilterWasm } from './conv2d-backprop-filter.ts';
 import { conv2DBackpropInputWasm } from './conv2d-backprop-input.ts';
+import { maxPoolGradWasm } from './max-pool-grad.ts';
 
 const BACKEND = 'wasm';
 
@@ -38,6 +40,11 @@ const TRAINING_KERNELS: readonly TrainingKernel[] = [
   {
     kernelName: tf.Conv2DBackpropInput,
     create: () => conv2DBackpropInputWasm as unknown as KernelFunc,
+    wrapsShipped: false,
+  },
+  {
+    kernelName: tf.MaxPoolGrad,
+    create: () => maxPoolGradWasm as unknown as KernelFunc,
     wrapsShipped: false,
   },
   {

@@ -90,6 +90,12 @@ const FIXED_CASES: ConvCase[] = [
   { x: [2, 9, 9, 3], w: [3, 3, 3, 2], strides: 1, pad: [[0, 0], [2, 1], [0, 3], [0, 0]] },
   { x: [1, 8, 8, 2], w: [3, 3, 2, 2], strides: 2, pad: 1 },
   { x: [1, 5, 5, 2], w: [1, 1, 2, 3], strides: 1, pad: [[0, 0], [1, 1], [2, 0], [0, 0]] },
+  // Polyphase dx: phases without filter taps (filter smaller than the stride), mixed strides, big pads.
+  { x: [1, 8, 8, 2], w: [1, 1, 2, 3], strides: 2, pad: 1 },
+  { x: [2, 10, 11, 3], w: [2, 2, 3, 2], strides: 3, pad: 'same' },
+  { x: [1, 13, 13, 4], w: [3, 3, 4, 5], strides: [2, 3], pad: 'valid' },
+  { x: [1, 9, 9, 2], w: [3, 3, 2, 2], strides: 2, pad: [[0, 0], [3, 0], [0, 4], [0, 0]] },
+  { x: [2, 17, 17, 8], w: [3, 3, 8, 16], strides: 2, pad: 'valid' },
 ];
 
 describe('wasm convolution gradients match the cpu backend', () => {
@@ -121,6 +127,20 @@ describe('wasm convolution gradients match the cpu backend', () => {
 
   test('a ResNet-like 3x3 64->64 layer agrees', async () => {
     await assertMatchesCpu({ x: [2, 8, 8, 64], w: [3, 3, 64, 64], strides: 1, pad: 'same' }, 77);
+  });
+
+  test('the stride-2 input gradient frees every intermediate (repeated calls)', async () => {
+    await initBackend('wasm');
+    const backend = tf.backend();
+    const rand = createRandom(17);
+    const dy = tf.tensor4d(gaussianArray(rand, 2 * 5 * 5 * 4), [2, 5, 5, 4]);
+    const w = tf.tensor4d(gaussianArray(rand, 3 * 3 * 3 * 4), [3, 3, 3, 4]);
+    const run = () => tf.tidy(() => tf.conv2dTranspose(dy, w, [2, 9, 9, 3], 2, 'same').dataSync());
+    const first = run();
+    const dataIds = backend.numDataIds();
+    for (let i = 0; i < 3; i++) assert.deepEqual(run(), first);
+    assert.equal(backend.numDataIds(), dataIds);
+    tf.dispose([dy, w]);
   });
 
   test('a filter gradient summed over batch chunks equals the one-piece gradient', async () => {
