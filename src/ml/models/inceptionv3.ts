@@ -5,12 +5,13 @@
  * automatic ones in creation order (`conv2d`, `conv2d_1`, ..., `batch_normalization_93`,
  * `activation_93`, `max_pooling2d_3`, `average_pooling2d_8`, `concatenate_1`), as a fresh Keras session
  * gives them; the blocks are `mixed0`..`mixed10` (with `mixed9_0`, `mixed9_1` inside). Every BN has
- * `scale=False`, implemented by {@link ScalelessBatchNormalization} because of tfjs#2868.
+ * `scale=False`: {@link FastBatchNormalization} with `scale: false` (tfjs's own layer throws in training
+ * mode without a scale, tfjs#2868).
  * @module
  */
 import * as tf from '@tensorflow/tfjs';
+import { FastBatchNormalization } from './fast-batch-norm.ts';
 import { apply, classificationHead, Initializers, predictions } from './layer-factory.ts';
-import { ScalelessBatchNormalization } from './scaleless-batch-norm.ts';
 import type { ResolvedModelSpec } from './spec.ts';
 
 /** Keras's automatic layer names: the first of a kind is `prefix`, then `prefix_1`, `prefix_2`, ... */
@@ -50,7 +51,7 @@ export function buildInceptionV3(spec: ResolvedModelSpec): tf.LayersModel {
       }),
       x,
     );
-    y = apply(new ScalelessBatchNormalization({ epsilon: 1e-3, name: names.next('batch_normalization') }), y);
+    y = apply(new FastBatchNormalization({ scale: false, epsilon: 1e-3, name: names.next('batch_normalization') }), y);
     return apply(tf.layers.activation({ activation: 'relu', name: names.next('activation') }), y);
   };
   const maxPool = (x: Tensor): Tensor =>

@@ -6,6 +6,8 @@
  */
 export { buildModel } from './build-model.ts';
 export { parseInputShape, resolveModelSpec, type ResolvedModelSpec } from './spec.ts';
+export { batchNormTraining, type BatchNormTrainingResult } from './batch-norm-op.ts';
+export { FastBatchNormalization, type FastBatchNormalizationArgs } from './fast-batch-norm.ts';
 export { ScalelessBatchNormalization, type ScalelessBatchNormalizationArgs } from './scaleless-batch-norm.ts';
 export { formatModelSummary, summarizeModel } from './summary.ts';
 export {

@@ -3,6 +3,7 @@
  * @module
  */
 import * as tf from '@tensorflow/tfjs';
+import { FastBatchNormalization } from './fast-batch-norm.ts';
 import { apply, classificationHead, Initializers, predictions } from './layer-factory.ts';
 import type { ResolvedModelSpec } from './spec.ts';
 
@@ -87,6 +88,7 @@ function conv(
   );
 }
 
+/** Keras `BatchNormalization(axis=3, epsilon=1.001e-5)` (axis 3 is the channel axis, as in ours). */
 function batchNorm(x: tf.SymbolicTensor, name: string): tf.SymbolicTensor {
-  return apply(tf.layers.batchNormalization({ axis: 3, epsilon: BN_EPSILON, name }), x);
+  return apply(new FastBatchNormalization({ epsilon: BN_EPSILON, name }), x);
 }

@@ -8,6 +8,7 @@ import {
   GRAD_CAM_LAYER,
   MIN_INPUT_SIZE,
   PREPROCESS_MODE,
+  FastBatchNormalization,
   buildModel,
   gradCamLayerName,
   parseArchitecture,
@@ -126,22 +127,40 @@ describe('forward pass at odd sizes', () => {
   }
 });
 
-describe('training-mode forward pass', () => {
-  it('runs InceptionV3 in training mode (tfjs#2868 threw here) and updates every BN moving mean', () => {
-    withModel({ architecture: 'inceptionv3', inputShape: [75, 75, 3], numClasses: 2, seed: 3 }, (model) => {
-      const bn = model.layers.filter((l) => l.getClassName() === 'ScalelessBatchNormalization');
-      assert.equal(bn.length, 94);
-      const probs = tf.tidy(() => {
-        const x = tf.randomUniform([2, 75, 75, 3], -1, 1, 'float32', 4);
-        return (model.apply(x, { training: true }) as tf.Tensor).arraySync() as number[][];
+describe('batch normalisation layers', () => {
+  // [architecture, input, BN layers, has gamma, epsilon]: Keras's BN configuration per architecture.
+  const cases: [Architecture, InputShape, number, boolean, number][] = [
+    ['cnn', [32, 32, 1], 3, true, 1e-3],
+    ['resnet50', [32, 32, 3], 53, true, 1.001e-5],
+    ['inceptionv3', [75, 75, 3], 94, false, 1e-3],
+  ];
+  for (const [architecture, inputShape, count, scale, epsilon] of cases) {
+    it(`${architecture}: ${count} FastBatchNormalization layers (scale ${scale}, epsilon ${epsilon}) whose training pass updates every moving mean`, () => {
+      withModel({ architecture, inputShape, numClasses: 2, seed: 3 }, (model) => {
+        const bn = model.layers.filter((l): l is FastBatchNormalization => l instanceof FastBatchNormalization);
+        assert.equal(bn.length, count);
+        assert.equal(model.layers.filter((l) => l.getClassName().includes('BatchNormalization')).length, count, 'no other BN class');
+        for (const layer of bn) {
+          assert.equal(layer.getClassName(), 'FastBatchNormalization');
+          assert.equal(layer.scale, scale, layer.name);
+          assert.equal(layer.epsilon, epsilon, layer.name);
+          assert.equal(layer.momentum, 0.99, layer.name);
+          const names = layer.weights.map((w) => w.originalName.slice(layer.name.length + 1));
+          assert.deepEqual(names, [...(scale ? ['gamma'] : []), 'beta', 'moving_mean', 'moving_variance'], layer.name);
+        }
+        // tfjs#2868 made InceptionV3's scale-less BN throw here.
+        const probs = tf.tidy(() => {
+          const x = tf.randomUniform([2, ...inputShape], -1, 1, 'float32', 4);
+          return (model.apply(x, { training: true }) as tf.Tensor).arraySync() as number[][];
+        });
+        assert.ok(probs.every((row) => Math.abs(row[0]! + row[1]! - 1) < 1e-5));
+        for (const layer of bn) {
+          const movingMean = layer.weights.find((w) => w.originalName.endsWith('/moving_mean'))!.read().dataSync();
+          assert.ok(movingMean.some((v) => v !== 0), `${layer.name} moving mean updated`);
+        }
       });
-      assert.ok(probs.every((row) => Math.abs(row[0]! + row[1]! - 1) < 1e-5));
-      for (const layer of bn) {
-        const movingMean = layer.getWeights()[1]!.dataSync();
-        assert.ok(movingMean.some((v) => v !== 0), `${layer.name} moving mean updated`);
-      }
     });
-  });
+  }
 });
 
 describe('heads', () => {

@@ -18,7 +18,7 @@ it('InceptionV3 at 75x75 takes two SGD steps: finite loss, every weight kind and
   const model = buildModel({ architecture: 'inceptionv3', inputShape: [75, 75, 3], numClasses: 3, seed: 1 });
   const optimizer = tf.train.sgd(0.01);
   model.compile({ optimizer, loss: 'categoricalCrossentropy' });
-  const bnLayers = model.layers.filter((l) => l.getClassName() === 'ScalelessBatchNormalization');
+  const bnLayers = model.layers.filter((l) => l.getClassName() === 'FastBatchNormalization');
   assert.equal(bnLayers.length, 94);
   const snapshot = (): Map<string, Float32Array> =>
     new Map(model.weights.map((w) => [w.originalName, w.read().dataSync().slice() as Float32Array]));
