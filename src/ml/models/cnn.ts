@@ -35,8 +35,8 @@ export function buildCnn(spec: ResolvedModelSpec): tf.LayersModel {
       }),
       x,
     );
-    // Keras defaults (momentum 0.99, epsilon 1e-3), with our cheap training gradient.
-    x = apply(new FastBatchNormalization({ name: `${block}_bn` }), x);
+    // Keras epsilon (1e-3); momentum from the spec (see DEFAULT_BN_MOMENTUM).
+    x = apply(new FastBatchNormalization({ momentum: spec.bnMomentum, name: `${block}_bn` }), x);
     x = apply(tf.layers.activation({ activation: 'relu', name: `${block}_relu` }), x);
     x = apply(tf.layers.maxPooling2d({ poolSize: 2, strides: 2, name: `${block}_pool` }), x);
   });

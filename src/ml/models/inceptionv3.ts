@@ -51,7 +51,7 @@ export function buildInceptionV3(spec: ResolvedModelSpec): tf.LayersModel {
       }),
       x,
     );
-    y = apply(new FastBatchNormalization({ scale: false, epsilon: 1e-3, name: names.next('batch_normalization') }), y);
+    y = apply(new FastBatchNormalization({ scale: false, epsilon: 1e-3, momentum: spec.bnMomentum, name: names.next('batch_normalization') }), y);
     return apply(tf.layers.activation({ activation: 'relu', name: names.next('activation') }), y);
   };
   const maxPool = (x: Tensor): Tensor =>

@@ -12,6 +12,7 @@ export { ScalelessBatchNormalization, type ScalelessBatchNormalizationArgs } fro
 export { formatModelSummary, summarizeModel } from './summary.ts';
 export {
   ARCHITECTURES,
+  DEFAULT_BN_MOMENTUM,
   DEFAULT_CNN_FILTERS,
   DEFAULT_DROPOUT,
   DEFAULT_INPUT_SHAPE,

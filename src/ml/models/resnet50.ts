@@ -29,14 +29,14 @@ export function buildResnet50(spec: ResolvedModelSpec): tf.LayersModel {
   const input = tf.input({ shape: [...spec.inputShape], name: 'input_1' });
   let x = apply(tf.layers.zeroPadding2d({ padding: [[3, 3], [3, 3]], name: 'conv1_pad' }), input);
   x = conv(x, 64, 7, 2, 'valid', 'conv1_conv', init);
-  x = batchNorm(x, 'conv1_bn');
+  x = batchNorm(x, 'conv1_bn', spec.bnMomentum);
   x = apply(tf.layers.activation({ activation: 'relu', name: 'conv1_relu' }), x);
   x = apply(tf.layers.zeroPadding2d({ padding: [[1, 1], [1, 1]], name: 'pool1_pad' }), x);
   x = apply(tf.layers.maxPooling2d({ poolSize: 3, strides: 2, name: 'pool1_pool' }), x);
 
   for (const [stage, filters, blocks, stride] of STAGES) {
-    x = bottleneck(x, filters, stride, true, `${stage}_block1`, init);
-    for (let b = 2; b <= blocks; b++) x = bottleneck(x, filters, 1, false, `${stage}_block${b}`, init);
+    x = bottleneck(x, filters, stride, true, `${stage}_block1`, init, spec.bnMomentum);
+    for (let b = 2; b <= blocks; b++) x = bottleneck(x, filters, 1, false, `${stage}_block${b}`, init, spec.bnMomentum);
   }
 
   const output = spec.includeTop
@@ -56,18 +56,19 @@ function bottleneck(
   projectShortcut: boolean,
   name: string,
   init: Initializers,
+  bnMomentum: number,
 ): tf.SymbolicTensor {
   const shortcut = projectShortcut
-    ? batchNorm(conv(x, 4 * filters, 1, stride, 'valid', `${name}_0_conv`, init), `${name}_0_bn`)
+    ? batchNorm(conv(x, 4 * filters, 1, stride, 'valid', `${name}_0_conv`, init), `${name}_0_bn`, bnMomentum)
     : x;
   let y = conv(x, filters, 1, stride, 'valid', `${name}_1_conv`, init);
-  y = batchNorm(y, `${name}_1_bn`);
+  y = batchNorm(y, `${name}_1_bn`, bnMomentum);
   y = apply(tf.layers.activation({ activation: 'relu', name: `${name}_1_relu` }), y);
   y = conv(y, filters, 3, 1, 'same', `${name}_2_conv`, init);
-  y = batchNorm(y, `${name}_2_bn`);
+  y = batchNorm(y, `${name}_2_bn`, bnMomentum);
   y = apply(tf.layers.activation({ activation: 'relu', name: `${name}_2_relu` }), y);
   y = conv(y, 4 * filters, 1, 1, 'valid', `${name}_3_conv`, init);
-  y = batchNorm(y, `${name}_3_bn`);
+  y = batchNorm(y, `${name}_3_bn`, bnMomentum);
   y = apply(tf.layers.add({ name: `${name}_add` }), [shortcut, y]);
   return apply(tf.layers.activation({ activation: 'relu', name: `${name}_out` }), y);
 }
@@ -89,6 +90,6 @@ function conv(
 }
 
 /** Keras `BatchNormalization(axis=3, epsilon=1.001e-5)` (axis 3 is the channel axis, as in ours). */
-function batchNorm(x: tf.SymbolicTensor, name: string): tf.SymbolicTensor {
-  return apply(new FastBatchNormalization({ epsilon: BN_EPSILON, name }), x);
+function batchNorm(x: tf.SymbolicTensor, name: string, momentum: number): tf.SymbolicTensor {
+  return apply(new FastBatchNormalization({ epsilon: BN_EPSILON, momentum, name }), x);
 }

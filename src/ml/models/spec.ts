@@ -4,6 +4,7 @@
  */
 import { MlError } from '../errors.ts';
 import {
+  DEFAULT_BN_MOMENTUM,
   DEFAULT_CNN_FILTERS,
   DEFAULT_DROPOUT,
   MIN_INPUT_SIZE,
@@ -22,6 +23,7 @@ export interface ResolvedModelSpec {
   readonly dropout: number;
   readonly seed: number | undefined;
   readonly cnnFilters: readonly number[];
+  readonly bnMomentum: number;
 }
 
 function isPositiveInteger(value: unknown): value is number {
@@ -61,6 +63,10 @@ export function resolveModelSpec(spec: ModelSpec): ResolvedModelSpec {
   if (spec.seed !== undefined && !(Number.isInteger(spec.seed) && spec.seed >= 0)) {
     throw new MlError('INVALID_ARGUMENT', `seed must be a non-negative integer, got ${spec.seed}.`);
   }
+  const bnMomentum = spec.bnMomentum ?? DEFAULT_BN_MOMENTUM;
+  if (!(typeof bnMomentum === 'number' && bnMomentum >= 0 && bnMomentum < 1)) {
+    throw new MlError('INVALID_ARGUMENT', `bnMomentum must be in [0, 1), got ${bnMomentum}.`);
+  }
   const cnnFilters = spec.cnnFilters ?? DEFAULT_CNN_FILTERS;
   if (cnnFilters.length === 0 || !cnnFilters.every(isPositiveInteger)) {
     throw new MlError('INVALID_ARGUMENT', `cnnFilters must be a non-empty list of positive integers.`);
@@ -78,6 +84,7 @@ export function resolveModelSpec(spec: ModelSpec): ResolvedModelSpec {
     numClasses: spec.numClasses,
     includeTop: spec.includeTop ?? false,
     dropout,
+    bnMomentum,
     seed: spec.seed,
     cnnFilters: Object.freeze([...cnnFilters]),
   });

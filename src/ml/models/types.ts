@@ -35,6 +35,11 @@ export interface ModelSpec {
    * builds with the same seed have identical weights. Default: unseeded (tfjs's own randomness).
    */
   seed?: number;
+  /**
+   * Momentum of every batch-normalisation layer's moving statistics. Default
+   * {@link DEFAULT_BN_MOMENTUM} (0.9), not Keras's 0.99: see there.
+   */
+  bnMomentum?: number;
   /** CNN only: filters of each conv-BN-ReLU-pool block. Default {@link DEFAULT_CNN_FILTERS}. */
   cnnFilters?: readonly number[];
 }
@@ -136,3 +141,13 @@ export function gradCamLayerName(spec: Pick<ModelSpec, 'architecture' | 'cnnFilt
   }
   return GRAD_CAM_LAYER[spec.architecture];
 }
+
+/**
+ * Batch-norm momentum of the moving statistics (PyTorch's 0.1 in its convention). Keras uses 0.99,
+ * which needs several hundred steps to forget the initial statistics (0.99^300 = 0.05): on the small
+ * hospital datasets and short runs this tool is for (a few hundred images, tens of steps), inference
+ * with 0.99 used stale statistics and a CNN that reached 71% training accuracy on xray-binary scored
+ * chance (50%) on validation. 0.9 forgets them within ~30 steps. It changes no weight or name, so
+ * Keras weights still load; pass `bnMomentum: 0.99` for Keras's exact training behaviour.
+ */
+export const DEFAULT_BN_MOMENTUM = 0.9;
