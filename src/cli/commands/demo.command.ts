@@ -60,9 +60,9 @@ export function registerDemoCommand(program: Command): void {
     .description('The main job: find or synthesise a dataset, train and compare the four architectures briefly, print the winner.')
     .option('--data-dir <dir>', 'data folder (datasets/, experiments/)', './data')
     .option('--arch <list>', `architectures (${ARCHITECTURES.join(',')})`, listOf(ARCHITECTURES), [...ARCHITECTURES])
-    .option('--image-size <px>', 'square input side (>= 75 with inceptionv3)', positiveInteger, 80)
-    .option('--epochs <n>', 'epochs per architecture', positiveInteger, 3)
-    .option('--per-class <n>', 'images per class when a synthetic dataset is generated', positiveInteger, 30)
+    .option('--image-size <px>', 'square input side (>= 75 with inceptionv3)', positiveInteger, 75)
+    .option('--epochs <n>', 'epochs per architecture', positiveInteger, 2)
+    .option('--per-class <n>', 'images per class when a synthetic dataset is generated', positiveInteger, 20)
     .option('--backend <name>', 'auto, tensorflow, wasm or cpu (default: FRACTURE_BACKEND, else auto)')
     .action(async (options: DemoOptions) => {
       const out = (line: string) => process.stdout.write(`${line}\n`);

@@ -9,7 +9,7 @@
  * - `checkpoints/<arch>/` — per-epoch checkpoints while an architecture trains (removed once saved).
  * @module
  */
-import { readFile, rm } from 'node:fs/promises';
+import { readFile, rm, rmdir } from 'node:fs/promises';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../backend/select-backend.ts';
@@ -137,6 +137,8 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
     results.push(cached ?? (await trainArchitecture(context, architecture, position)));
   }
 
+  // Every architecture removed its own checkpoints once saved; drop the then-empty parent too.
+  await rmdir(path.join(config.outDir, 'checkpoints')).catch(() => {});
   const ranking = rankResults(results, config.rankBy);
   const report: ExperimentReport = {
     schemaVersion: 1,
