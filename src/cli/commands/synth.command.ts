@@ -4,6 +4,7 @@
  * @module
  */
 import { InvalidArgumentError, type Command } from 'commander';
+import { integer } from '../parsers.ts';
 import { SYNTH_REGIONS, generateSyntheticDataset, isSynthRegion, type SynthRegion } from '../../ml/synth/index.ts';
 
 interface SynthCommandOptions {
@@ -13,12 +14,6 @@ interface SynthCommandOptions {
   seed: number;
   regions?: SynthRegion[];
   force?: boolean;
-}
-
-/** A commander parser for a non-negative integer option. */
-function integer(value: string): number {
-  if (!/^\d+$/.test(value)) throw new InvalidArgumentError('expected a non-negative integer.');
-  return Number(value);
 }
 
 function regionList(value: string): SynthRegion[] {
