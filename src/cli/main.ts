@@ -10,8 +10,14 @@ import { registerTrainCommand } from './commands/train.command.ts';
 import { registerPredictCommand } from './commands/predict.command.ts';
 import { registerDemoCommand } from './commands/demo.command.ts';
 import { registerSummaryCommand } from './commands/summary.command.ts';
-import { evaluateModelOnFolder } from '../ml/inference/index.ts';
+import { evaluateModelOnFolder, type EvaluatedSubset } from '../ml/inference/index.ts';
 import { initBackend } from '../ml/backend/select-backend.ts';
+
+const SUBSET_LABEL: Record<EvaluatedSubset, string> = {
+  'preset-test-split': "the folder's test/ split",
+  'training-test-split': "the model's own test split (same dataset and split settings as in training)",
+  'whole-folder': 'every image of the folder',
+};
 
 /** Exit code for bad input (an `MlError`): distinct from 1, which means an unexpected failure. */
 const INPUT_ERROR_EXIT_CODE = 2;
@@ -29,7 +35,9 @@ export function createProgram(): Command {
   registerEvaluateCommand(program, {
     evaluateModel: async (modelDir, dataDir) => {
       await initBackend();
-      return evaluateModelOnFolder(modelDir, dataDir);
+      const evaluation = await evaluateModelOnFolder(modelDir, dataDir);
+      process.stderr.write(`scored ${evaluation.yTrue.length} images: ${SUBSET_LABEL[evaluation.subset]}\n`);
+      return evaluation;
     },
   });
   registerSummaryCommand(program);

@@ -20,10 +20,12 @@ describe('runExperiment', () => {
   let dataDir: string;
   let outDir: string;
   let report: ExperimentReport;
+  let backend: string;
   const events: ExperimentEvent[] = [];
 
   before(async () => {
-    await initBackend(process.env.FRACTURE_TEST_BACKEND ?? 'wasm');
+    backend = process.env.FRACTURE_TEST_BACKEND ?? 'wasm';
+    await initBackend(backend);
     root = await mkdtemp(path.join(os.tmpdir(), 'experiment-test-'));
     dataDir = path.join(root, 'data');
     outDir = path.join(root, 'run');
@@ -36,6 +38,7 @@ describe('runExperiment', () => {
       epochs: 2,
       batchSize: 4,
       seed: 9,
+      backend,
       onEvent: (event) => events.push(event),
     });
   });
@@ -93,7 +96,7 @@ describe('runExperiment', () => {
     await assert.rejects(readdir(path.join(outDir, 'checkpoints')), { code: 'ENOENT' });
     const started: string[] = [];
     const again = await runExperiment({
-      dataDir, outDir, architectures: ['cnn'], imageSize: 32, epochs: 2, batchSize: 4, seed: 9,
+      dataDir, outDir, architectures: ['cnn'], imageSize: 32, epochs: 2, batchSize: 4, seed: 9, backend,
       onEvent: (event) => { if (event.type === 'architecture-start') started.push(event.architecture); },
     });
     assert.deepEqual(started, [], 'nothing was retrained');
@@ -123,6 +126,39 @@ describe('runExperiment', () => {
       }),
       (error) => isMlError(error, 'TRAINING_CANCELLED'),
     );
+  });
+
+  it('resumes a stopped run from its last epoch checkpoint, but never a checkpoint made with other settings', async () => {
+    const resumeDir = path.join(root, 'run-resume');
+    const options = { dataDir, outDir: resumeDir, architectures: ['cnn'] as const, imageSize: 32, epochs: 3, batchSize: 4, seed: 4, backend };
+    /** Runs, optionally stopping right after the first checkpoint; returns the first epoch it trained. */
+    const attempt = async (learningRate: number, stopAfterCheckpoint: boolean): Promise<number | undefined> => {
+      const controller = new AbortController();
+      let firstEpoch: number | undefined;
+      const run = runExperiment({
+        ...options, architectures: [...options.architectures], learningRate, signal: controller.signal,
+        onEvent: (event) => {
+          if (event.type !== 'train') return;
+          if (event.progress.type === 'start') firstEpoch = event.progress.epoch;
+          if (stopAfterCheckpoint && event.progress.type === 'checkpoint') controller.abort();
+        },
+      });
+      if (stopAfterCheckpoint) await assert.rejects(run, (error) => isMlError(error, 'TRAINING_CANCELLED'));
+      else assert.equal((await run).results[0]?.history.length, 3);
+      return firstEpoch;
+    };
+    assert.equal(await attempt(1e-3, true), 1);
+    assert.equal(await attempt(1e-2, true), 1, 'a checkpoint of another learning rate is not resumed');
+    assert.equal(await attempt(1e-2, false), 2, 'the same settings resume after epoch 1');
+  });
+
+  it('retrains an architecture when a setting changes', async () => {
+    const started: string[] = [];
+    await runExperiment({
+      dataDir, outDir, architectures: ['cnn'], imageSize: 32, epochs: 2, batchSize: 4, seed: 9, learningRate: 5e-4, backend,
+      onEvent: (event) => { if (event.type === 'architecture-start') started.push(event.architecture); },
+    });
+    assert.deepEqual(started, ['cnn']);
   });
 
   it('lists every invalid option at once', async () => {

@@ -28,11 +28,17 @@ interface DemoOptions {
   backend?: string;
 }
 
-/** The first folder under `datasetsDir` that holds something, or null. */
+/** Synthetic datasets the demo made itself are named by their size, so another size makes a new one. */
+const SYNTHETIC_PREFIX = 'synthetic-';
+
+/** The first user dataset (a folder not made by the demo) under `datasetsDir`, or null. */
 async function findDataset(datasetsDir: string): Promise<string | null> {
   try {
     const entries = await readdir(datasetsDir, { withFileTypes: true });
-    const folder = entries.filter((entry) => entry.isDirectory() && !entry.name.startsWith('.')).map((entry) => entry.name).sort()[0];
+    const folder = entries
+      .filter((entry) => entry.isDirectory() && !entry.name.startsWith('.') && !entry.name.startsWith(SYNTHETIC_PREFIX))
+      .map((entry) => entry.name)
+      .sort()[0];
     return folder === undefined ? null : path.join(datasetsDir, folder);
   } catch {
     return null;
@@ -71,9 +77,14 @@ export function registerDemoCommand(program: Command): void {
       const datasetsDir = path.resolve(options.dataDir, 'datasets');
       let dataDir = await findDataset(datasetsDir);
       if (dataDir === null) {
-        dataDir = path.join(datasetsDir, 'synthetic');
-        const synth = await generateSyntheticDataset({ outDir: dataDir, perClass: options.perClass, size: Math.max(options.imageSize, 96), seed: 42 });
-        out(`no dataset in ${datasetsDir}: generated a synthetic one (${synth.classNames.length} classes, ${synth.files} images) in ${dataDir}`);
+        const size = Math.max(options.imageSize, 96);
+        dataDir = path.join(datasetsDir, `${SYNTHETIC_PREFIX}${size}px-${options.perClass}`);
+        if (await firstImage(dataDir).catch(() => null)) {
+          out(`no dataset of yours in ${datasetsDir}: using the synthetic one in ${dataDir}`);
+        } else {
+          const synth = await generateSyntheticDataset({ outDir: dataDir, perClass: options.perClass, size, seed: 42, force: true });
+          out(`no dataset of yours in ${datasetsDir}: generated a synthetic one (${synth.classNames.length} classes, ${synth.files} images) in ${dataDir}`);
+        }
       } else {
         out(`dataset: ${dataDir}`);
       }
@@ -88,6 +99,7 @@ export function registerDemoCommand(program: Command): void {
         batchSize: 16,
         seed: 42,
         earlyStoppingPatience: 0,
+        ...(options.backend === undefined ? {} : { backend: options.backend }),
         onEvent: (event) => view.onEvent(event),
       }).finally(() => view.stop());
       out(`\n${formatExperimentSummary(report)}\n`);

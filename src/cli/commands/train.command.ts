@@ -51,6 +51,13 @@ export function formatExperimentSummary(report: ExperimentReport): string {
     parts.push(formatClassificationReport(result.metrics, report.dataset.classNames), '');
   }
   parts.push('== comparison ==', formatComparisonTable(report));
+  const leaks = (report.dataset.duplicates as { summary?: { crossSplitLeaks?: number; leakedImages?: number } }).summary;
+  if (leaks?.crossSplitLeaks) {
+    parts.push(
+      '',
+      `warning: ${leaks.crossSplitLeaks} duplicate or near-duplicate groups (${leaks.leakedImages ?? '?'} images) cross the train/val/test splits; test metrics may be optimistic (details: report.json dataset.duplicates)`,
+    );
+  }
   return parts.join('\n');
 }
 

@@ -138,6 +138,8 @@ const OOM_MESSAGES = [
   /table index is out of bounds/i,
   /Aborted\(/,
   /out of memory/i,
+  // Native TensorFlow (tfjs-node, tfjs-node-gpu): "OOM when allocating tensor with shape ...".
+  /\bOOM\b/,
   /Cannot enlarge memory/i,
   /Array buffer allocation failed/i,
   /Invalid (typed )?array (buffer )?length/i,

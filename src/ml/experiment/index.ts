@@ -4,6 +4,6 @@
  */
 export { runExperiment, resolveExperimentConfig, type ExperimentConfig } from './run-experiment.ts';
 export { formatComparisonTable } from './comparison-table.ts';
-export { rankResults, parseRankMetric, metricValue, RANK_METRICS, DEFAULT_RANK_METRIC, type Ranking, type RankingEntry, type RankMetric } from './ranking.ts';
+export { rankResults, metricValue, RANK_METRICS, DEFAULT_RANK_METRIC, type Ranking, type RankingEntry, type RankMetric } from './ranking.ts';
 export { measureLatencyMs } from './latency.ts';
 export type { ArchitectureResult, DatasetSummary, ExperimentEvent, ExperimentOptions, ExperimentReport, Timings } from './types.ts';

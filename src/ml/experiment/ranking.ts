@@ -4,7 +4,6 @@
  * @module
  */
 import type { ClassificationReport } from '../metrics/index.ts';
-import { MlError } from '../errors.ts';
 
 /** Metrics a comparison can be ranked by; all are "higher is better". */
 export const RANK_METRICS = ['macroF1', 'accuracy', 'balancedAccuracy', 'mcc', 'weightedF1', 'rocAucOvrMacro', 'binarySensitivity', 'binaryRocAuc'] as const;
@@ -33,12 +32,6 @@ export interface RankableResult {
   architecture: string;
   metrics: ClassificationReport;
   params: number;
-}
-
-/** Parses a `--rank-by` value. */
-export function parseRankMetric(value: string): RankMetric {
-  if ((RANK_METRICS as readonly string[]).includes(value)) return value as RankMetric;
-  throw new MlError('INVALID_ARGUMENT', `unknown ranking metric "${value}"; valid: ${RANK_METRICS.join(', ')}`);
 }
 
 /** Reads `metric` from a report; null when the report cannot define it (e.g. no binary view). */

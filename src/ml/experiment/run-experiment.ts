@@ -36,7 +36,13 @@ import { writeJsonAtomic } from '../util/atomic-file.ts';
 import { deriveSeed } from '../util/random.ts';
 import { measureLatencyMs } from './latency.ts';
 import { DEFAULT_RANK_METRIC, rankResults } from './ranking.ts';
-import type { ArchitectureResult, ExperimentOptions, ExperimentReport } from './types.ts';
+import type { ArchitectureResult, ExperimentOptions, ExperimentReport, TrainingRecord } from './types.ts';
+
+/**
+ * Version of the training code's behaviour, part of the result-cache key: bump it when a change makes
+ * earlier results incomparable (e.g. the batch-norm momentum default), so reruns retrain.
+ */
+const ENGINE_VERSION = 2;
 
 /** {@link ExperimentOptions} with every default filled in. */
 export type ExperimentConfig = ExperimentReport['config'];
@@ -105,7 +111,9 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   const emit = options.onEvent ?? (() => {});
   const backend = await initBackend(options.backend);
 
-  const index = await scanDataset(config.dataDir);
+  // Decode every image once up front, so a corrupt file is skipped and counted here instead of
+  // stopping training mid-epoch.
+  const index = await scanDataset(config.dataDir, { verify: 'decode' });
   if (!config.allowSmallImages) assertMinImageSize(index, config.imageSize);
   const splits = splitDataset(index, { seed: config.seed, valFraction: config.valFraction, testFraction: config.testFraction });
   if (splits.train.length === 0 || splits.test.length === 0) {
@@ -133,7 +141,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   };
   const results: ArchitectureResult[] = [];
   for (const [position, architecture] of config.architectures.entries()) {
-    const cached = await readCachedResult(config, index.hash, architecture);
+    const cached = await readCachedResult(config, index, architecture);
     results.push(cached ?? (await trainArchitecture(context, architecture, position)));
   }
 
@@ -209,32 +217,38 @@ async function trainArchitecture(context: ArchitectureContext, architecture: Arc
     const summary = summarizeModel(model);
     emit({ type: 'architecture-start', architecture, index: position, total: config.architectures.length, params: summary.params });
     const checkpointDir = path.join(config.outDir, 'checkpoints', architecture);
-    const training = await trainModel({
-      model,
-      trainBatches: (epoch) => batches(splits.train, true, epoch),
-      ...(splits.val.length > 0 ? { valBatches: () => batches(splits.val, false) } : {}),
-      epochs: config.epochs,
-      optimizer: { name: config.optimizer, learningRate: config.learningRate, ...(config.optimizer === 'sgd' ? { momentum: 0.9 } : {}) },
-      ...(context.classWeights ? { classWeights: context.classWeights } : {}),
-      ...(config.earlyStoppingPatience > 0 && splits.val.length > 0
-        ? { earlyStopping: { monitor: 'val_loss' as const, patience: config.earlyStoppingPatience } }
-        : {}),
-      ...(config.reduceLrPatience > 0 && splits.val.length > 0
-        ? { reduceLrOnPlateau: { monitor: 'val_loss' as const, factor: 0.5, patience: config.reduceLrPatience, minLr: 1e-6 } }
-        : {}),
-      checkpointDir,
-      ...(context.signal ? { signal: context.signal } : {}),
-      onProgress: (progress) => emit({ type: 'train', architecture, progress }),
-      ...(config.microBatchSize === undefined ? {} : { microBatchSize: config.microBatchSize }),
-      stepsPerEpoch: Math.ceil(splits.train.length / config.batchSize),
-      seed: config.seed,
-      // After a WASM trap the module's memory may be inconsistent: only a clean allocation failure is
-      // worth retrying with smaller micro-batches; a trap must fail the run (its checkpoint survives).
-      isOutOfMemory: (error) => isOutOfMemoryError(error) && !requiresBackendReset(error),
-    });
+    await prepareCheckpointDir(checkpointDir, cacheKey(config, index, architecture));
+    const training = await withCrashAdvice(architecture, config, () =>
+      trainModel({
+        model,
+        trainBatches: (epoch) => batches(splits.train, true, epoch),
+        ...(splits.val.length > 0 ? { valBatches: () => batches(splits.val, false) } : {}),
+        epochs: config.epochs,
+        optimizer: { name: config.optimizer, learningRate: config.learningRate, ...(config.optimizer === 'sgd' ? { momentum: 0.9 } : {}) },
+        ...(context.classWeights ? { classWeights: context.classWeights } : {}),
+        ...(config.earlyStoppingPatience > 0 && splits.val.length > 0
+          ? { earlyStopping: { monitor: 'val_loss' as const, patience: config.earlyStoppingPatience } }
+          : {}),
+        ...(config.reduceLrPatience > 0 && splits.val.length > 0
+          ? { reduceLrOnPlateau: { monitor: 'val_loss' as const, factor: 0.5, patience: config.reduceLrPatience, minLr: 1e-6 } }
+          : {}),
+        checkpointDir,
+        ...(context.signal ? { signal: context.signal } : {}),
+        onProgress: (progress) => emit({ type: 'train', architecture, progress }),
+        ...(config.microBatchSize === undefined ? {} : { microBatchSize: config.microBatchSize }),
+        stepsPerEpoch: Math.ceil(splits.train.length / config.batchSize),
+        seed: config.seed,
+        // After a WASM trap the module's memory may be inconsistent: only a clean allocation failure is
+        // worth retrying with smaller micro-batches; a trap must fail the run (its checkpoint survives).
+        isOutOfMemory: (error) => isOutOfMemoryError(error) && !requiresBackendReset(error),
+      }),
+    );
 
     const evaluateStart = performance.now();
-    const predictions = await predictBatches(model, batches(splits.test, false), context.signal ? { signal: context.signal } : {});
+    const predictions = await predictBatches(model, batches(splits.test, false), {
+      chunkSize: training.microBatchSize,
+      ...(context.signal ? { signal: context.signal } : {}),
+    });
     const evaluateSeconds = (performance.now() - evaluateStart) / 1000;
     const metrics = classificationReport({
       classNames: index.classNames,
@@ -255,6 +269,7 @@ async function trainArchitecture(context: ArchitectureContext, architecture: Arc
       metrics,
       datasetHash: index.hash,
       seed: config.seed,
+      training: trainingRecord(config, training.microBatchSize),
     });
     const trainImagesPerSecond = mean(training.history.map((epoch) => epoch.imagesPerSecond));
     const result: ArchitectureResult = {
@@ -270,7 +285,7 @@ async function trainArchitecture(context: ArchitectureContext, architecture: Arc
       modelDir,
       microBatchSize: training.microBatchSize,
     };
-    await writeJsonAtomic(resultFile(config, architecture), { key: cacheKey(config, index.hash, architecture), result });
+    await writeJsonAtomic(resultFile(config, architecture), { key: cacheKey(config, index, architecture), result });
     await rm(checkpointDir, { recursive: true, force: true });
     emit({ type: 'architecture-done', architecture, result });
     return result;
@@ -279,21 +294,83 @@ async function trainArchitecture(context: ArchitectureContext, architecture: Arc
   }
 }
 
+/**
+ * What `metadata.json` records of the training run (STYLE rule 8). The split settings let
+ * `evaluate --model --data` score the same test split later.
+ */
+function trainingRecord(config: ExperimentConfig, microBatchSize: number): TrainingRecord {
+  return {
+    epochs: config.epochs,
+    batchSize: config.batchSize,
+    microBatchSize,
+    optimizer: config.optimizer,
+    learningRate: config.learningRate,
+    augment: config.augment,
+    classWeights: config.classWeights,
+    earlyStoppingPatience: config.earlyStoppingPatience,
+    reduceLrPatience: config.reduceLrPatience,
+    includeTop: config.includeTop,
+    split: { seed: config.seed, valFraction: config.valFraction, testFraction: config.testFraction },
+  };
+}
+
+/**
+ * Turns a crash of the WASM module (a trap: its memory may be corrupt, so the process cannot go on
+ * computing) into an `OUT_OF_MEMORY` error that says how to resume: the last epoch's checkpoint is
+ * intact, and smaller passes need less memory.
+ */
+async function withCrashAdvice<T>(architecture: Architecture, config: ExperimentConfig, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (error) {
+    if (!requiresBackendReset(error)) throw error;
+    const smaller = Math.max(1, Math.floor((config.microBatchSize ?? config.batchSize) / 2));
+    throw new MlError(
+      'OUT_OF_MEMORY',
+      `${architecture}: the WASM backend crashed (${(error as Error).message}); the last epoch's checkpoint is kept: rerun the same command with --micro-batch-size ${smaller} to resume with smaller passes`,
+      { cause: error },
+    );
+  }
+}
+
 function resultFile(config: ExperimentConfig, architecture: Architecture): string {
   return path.join(config.outDir, 'results', `${architecture}.json`);
 }
 
 /** What must be equal for a saved result to stand for a new run: everything that changes training. */
-function cacheKey(config: ExperimentConfig, datasetHash: string, architecture: Architecture): string {
-  const { architectures: _a, outDir: _o, rankBy: _r, dataDir: _d, ...training } = config;
-  return JSON.stringify({ architecture, datasetHash, backend: tf.getBackend(), ...training });
+function cacheKey(config: ExperimentConfig, index: DatasetIndex, architecture: Architecture): string {
+  // The micro-batch size is left out: it changes memory use, not the update (gradients are
+  // accumulated), and a rerun with a smaller one is how a crashed run resumes.
+  const { architectures: _a, outDir: _o, rankBy: _r, dataDir: _d, microBatchSize: _m, ...training } = config;
+  return JSON.stringify({
+    engine: ENGINE_VERSION,
+    architecture,
+    datasetHash: index.hash,
+    positiveClasses: index.positiveClasses,
+    backend: tf.getBackend(),
+    ...training,
+  });
+}
+
+/**
+ * Drops the checkpoints of `architecture` when they were made with other settings (another image
+ * size, learning rate, dataset ...): resuming them would silently mix two runs. Then records the
+ * current settings beside the checkpoints.
+ */
+async function prepareCheckpointDir(checkpointDir: string, key: string): Promise<void> {
+  const keyFile = path.join(checkpointDir, 'settings.json');
+  const previous = await readFile(keyFile, 'utf8').then((text) => (JSON.parse(text) as { key?: string }).key).catch(() => undefined);
+  if (previous !== key) {
+    await rm(checkpointDir, { recursive: true, force: true });
+    await writeJsonAtomic(keyFile, { key });
+  }
 }
 
 /** The result of an earlier run with the same settings, when its model is still there. */
-async function readCachedResult(config: ExperimentConfig, datasetHash: string, architecture: Architecture): Promise<ArchitectureResult | null> {
+async function readCachedResult(config: ExperimentConfig, index: DatasetIndex, architecture: Architecture): Promise<ArchitectureResult | null> {
   try {
     const saved = JSON.parse(await readFile(resultFile(config, architecture), 'utf8')) as { key: string; result: ArchitectureResult };
-    if (saved.key !== cacheKey(config, datasetHash, architecture)) return null;
+    if (saved.key !== cacheKey(config, index, architecture)) return null;
     await readFile(path.join(config.outDir, saved.result.modelDir, 'metadata.json'));
     return saved.result;
   } catch {

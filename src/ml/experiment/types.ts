@@ -125,3 +125,19 @@ export interface ExperimentReport {
   ranking: Ranking;
   winner: Ranking['winner'];
 }
+
+/** The training settings saved in each model's `metadata.json` as `training`. */
+export interface TrainingRecord {
+  epochs: number;
+  batchSize: number;
+  microBatchSize: number;
+  optimizer: 'adam' | 'sgd';
+  learningRate: number;
+  augment: boolean;
+  classWeights: boolean;
+  earlyStoppingPatience: number;
+  reduceLrPatience: number;
+  includeTop: boolean;
+  /** The split of the dataset whose hash is the model's `datasetHash`. */
+  split: { seed: number; valFraction: number; testFraction: number };
+}

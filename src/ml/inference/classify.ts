@@ -54,27 +54,31 @@ export function describeProbabilities(row: ArrayLike<number>, classNames: readon
   return { label: classNames[classIndex] as string, classIndex, probabilities, fractureProbability };
 }
 
+/** Images per forward pass and decodes in flight: bounds memory whatever the number of images. */
+const CLASSIFY_CHUNK = 16;
+
 /**
- * Classifies `images` (paths or encoded bytes) in one forward pass.
+ * Classifies `images` (paths or encoded bytes), in forward passes of at most 16 images.
  * @throws MlError `IMAGE_UNDECODABLE` naming the first image that cannot be decoded
  */
 export async function classifyImages(loaded: LoadedModel, images: readonly (string | Uint8Array)[], limits: DecodeLimits = {}): Promise<ImagePrediction[]> {
-  if (images.length === 0) return [];
   const options = modelImageOptions(loaded);
-  const prepared = await Promise.all(images.map((image) => prepare(image, options, limits)));
   const { height, width, channels } = options;
-  const batch = new Float32Array(prepared.length * height * width * channels);
-  prepared.forEach((image, i) => batch.set(image.input, i * image.input.length));
-  const probabilities = tf.tidy(() => {
-    const x = tf.tensor4d(batch, [prepared.length, height, width, channels]);
-    return loaded.model.predict(x) as tf.Tensor2D;
-  });
-  try {
-    const rows = (await probabilities.array()) as number[][];
-    return rows.map((row) => describeProbabilities(row, loaded.metadata.classNames, loaded.metadata.positiveClasses));
-  } finally {
-    probabilities.dispose();
+  const results: ImagePrediction[] = [];
+  for (let start = 0; start < images.length; start += CLASSIFY_CHUNK) {
+    const chunk = images.slice(start, start + CLASSIFY_CHUNK);
+    const prepared = await Promise.all(chunk.map((image) => prepare(image, options, limits)));
+    const batch = new Float32Array(prepared.length * height * width * channels);
+    prepared.forEach((image, i) => batch.set(image.input, i * image.input.length));
+    const probabilities = tf.tidy(() => loaded.model.predict(tf.tensor4d(batch, [prepared.length, height, width, channels])) as tf.Tensor2D);
+    try {
+      const rows = (await probabilities.array()) as number[][];
+      for (const row of rows) results.push(describeProbabilities(row, loaded.metadata.classNames, loaded.metadata.positiveClasses));
+    } finally {
+      probabilities.dispose();
+    }
   }
+  return results;
 }
 
 /**

@@ -3,4 +3,4 @@
  * @module
  */
 export { classifyImages, describeProbabilities, explainImage, modelImageOptions, type ImagePrediction } from './classify.ts';
-export { evaluateModelOnFolder } from './evaluate-folder.ts';
+export { evaluateModelOnFolder, type EvaluatedSubset, type FolderEvaluation } from './evaluate-folder.ts';

@@ -34,6 +34,8 @@ export interface ModelMetadataInput {
   preprocessing: object;
   /** Evaluation results, any JSON object (e.g. the metrics report of the test split). */
   metrics?: object;
+  /** How the model was trained (epochs, batch size, optimizer, split settings ...), any JSON object. */
+  training?: object;
   /** Hash identifying the training data. */
   datasetHash?: string;
   /** Seed of the training run. */
@@ -55,6 +57,7 @@ export interface ModelMetadata {
   inputShape: [height: number, width: number, channels: number];
   preprocessing: Record<string, unknown>;
   metrics?: Record<string, unknown>;
+  training?: Record<string, unknown>;
   datasetHash?: string;
   seed?: number;
   createdAt: string;
@@ -102,6 +105,9 @@ export function validateMetadataInput(model: tf.LayersModel, input: ModelMetadat
   if (!isPlainObject(input.preprocessing)) {
     throw new MlError('INVALID_ARGUMENT', 'metadata.preprocessing must be a JSON object.');
   }
+  if (input.training !== undefined && !isPlainObject(input.training)) {
+    throw new MlError('INVALID_ARGUMENT', 'metadata.training must be a JSON object when given.');
+  }
   if (input.metrics !== undefined && !isPlainObject(input.metrics)) {
     throw new MlError('INVALID_ARGUMENT', 'metadata.metrics must be a JSON object when given.');
   }
@@ -125,6 +131,7 @@ export function buildMetadata(input: ModelMetadataInput, files: Readonly<Record<
     files: { ...files },
   };
   if (input.metrics !== undefined) metadata.metrics = input.metrics as Record<string, unknown>;
+  if (input.training !== undefined) metadata.training = input.training as Record<string, unknown>;
   if (input.datasetHash !== undefined) metadata.datasetHash = input.datasetHash;
   if (input.seed !== undefined) metadata.seed = input.seed;
   return metadata;
@@ -169,6 +176,7 @@ export function parseMetadata(text: string, where: string): ModelMetadata {
   if (!Array.isArray(shape) || shape.length !== 3 || !shape.every((d) => Number.isInteger(d) && d > 0)) fail('inputShape');
   if (!isPlainObject(record.preprocessing)) fail('preprocessing');
   if (record.metrics !== undefined && !isPlainObject(record.metrics)) fail('metrics');
+  if (record.training !== undefined && !isPlainObject(record.training)) fail('training');
   if (record.datasetHash !== undefined && typeof record.datasetHash !== 'string') fail('datasetHash');
   if (record.seed !== undefined && typeof record.seed !== 'number') fail('seed');
   if (typeof record.createdAt !== 'string') fail('createdAt');
