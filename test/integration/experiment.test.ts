@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/ml/backend/select-backend.ts';
 import { isMlError } from '../../src/ml/errors.ts';
-import { runExperiment, type ExperimentEvent, type ExperimentReport } from '../../src/ml/experiment/index.ts';
+import { DEFAULT_LEARNING_RATE, runExperiment, type ExperimentEvent, type ExperimentReport } from '../../src/ml/experiment/index.ts';
 import { classifyImages } from '../../src/ml/inference/index.ts';
 import { loadModel } from '../../src/ml/persist/index.ts';
 import { generateSyntheticDataset } from '../../src/ml/synth/index.ts';
@@ -80,6 +80,9 @@ describe('runExperiment', () => {
     try {
       assert.equal(loaded.metadata.architecture, 'cnn');
       assert.deepEqual(loaded.metadata.inputShape, [32, 32, 3]);
+      const training = loaded.metadata.training as { learningRate?: number; split?: { seed: number } } | undefined;
+      assert.equal(training?.learningRate, DEFAULT_LEARNING_RATE.cnn, 'the default learning rate of the cnn was used and recorded');
+      assert.equal(training?.split?.seed, 9);
       const image = path.join(dataDir, 'hand_normal', 'hand_normal_0000.png');
       const [prediction] = await classifyImages(loaded, [image]);
       assert.ok(prediction);

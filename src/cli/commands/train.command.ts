@@ -25,7 +25,7 @@ interface TrainCommandOptions {
   channels: number;
   epochs: number;
   batchSize: number;
-  learningRate: number;
+  learningRate?: number;
   optimizer: 'adam' | 'sgd';
   seed: number;
   valFraction: number;
@@ -73,7 +73,7 @@ export function registerTrainCommand(program: Command): void {
     .option('--channels <n>', 'input channels: 1 or 3', positiveInteger, 3)
     .option('--epochs <n>', 'epochs', positiveInteger, 10)
     .option('--batch-size <n>', 'images per optimisation step', positiveInteger, 16)
-    .option('--learning-rate <lr>', 'initial learning rate', finiteNumber, 1e-3)
+    .option('--learning-rate <lr>', 'initial learning rate (default per architecture: 1e-4 for vgg16, 1e-3 for the others)', finiteNumber)
     .option('--optimizer <name>', 'adam or sgd (momentum 0.9)', oneOf(['adam', 'sgd'] as const), 'adam')
     .option('--seed <n>', 'seed of splits, augmentation, batch order and initial weights', integer, 42)
     .option('--val-fraction <f>', 'validation fraction per class (without preset splits)', finiteNumber, 0.15)
@@ -101,7 +101,7 @@ export function registerTrainCommand(program: Command): void {
           channels: options.channels as 1 | 3,
           epochs: options.epochs,
           batchSize: options.batchSize,
-          learningRate: options.learningRate,
+          ...(options.learningRate === undefined ? {} : { learningRate: options.learningRate }),
           optimizer: options.optimizer,
           seed: options.seed,
           valFraction: options.valFraction,

@@ -6,4 +6,5 @@ export { runExperiment, resolveExperimentConfig, type ExperimentConfig } from '.
 export { formatComparisonTable } from './comparison-table.ts';
 export { rankResults, metricValue, RANK_METRICS, DEFAULT_RANK_METRIC, type Ranking, type RankingEntry, type RankMetric } from './ranking.ts';
 export { measureLatencyMs } from './latency.ts';
+export { DEFAULT_LEARNING_RATE } from './types.ts';
 export type { ArchitectureResult, DatasetSummary, ExperimentEvent, ExperimentOptions, ExperimentReport, Timings } from './types.ts';

@@ -36,7 +36,7 @@ import { writeJsonAtomic } from '../util/atomic-file.ts';
 import { deriveSeed } from '../util/random.ts';
 import { measureLatencyMs } from './latency.ts';
 import { DEFAULT_RANK_METRIC, rankResults } from './ranking.ts';
-import type { ArchitectureResult, ExperimentOptions, ExperimentReport, TrainingRecord } from './types.ts';
+import { DEFAULT_LEARNING_RATE, type ArchitectureResult, type ExperimentOptions, type ExperimentReport, type TrainingRecord } from './types.ts';
 
 /**
  * Version of the training code's behaviour, part of the result-cache key: bump it when a change makes
@@ -57,7 +57,7 @@ export function resolveExperimentConfig(options: ExperimentOptions): ExperimentC
     channels: options.channels ?? 3,
     epochs: options.epochs ?? 10,
     batchSize: options.batchSize ?? 16,
-    learningRate: options.learningRate ?? 1e-3,
+    learningRate: options.learningRate ?? null,
     optimizer: options.optimizer ?? 'adam',
     seed: options.seed ?? 42,
     valFraction: options.valFraction ?? 0.15,
@@ -85,7 +85,7 @@ export function resolveExperimentConfig(options: ExperimentOptions): ExperimentC
   for (const arch of config.architectures) {
     if (config.imageSize < MIN_INPUT_SIZE[arch]) problems.push(`${arch} needs imageSize >= ${MIN_INPUT_SIZE[arch]}, got ${config.imageSize}`);
   }
-  if (!(config.learningRate > 0 && Number.isFinite(config.learningRate))) problems.push(`learningRate must be > 0, got ${config.learningRate}`);
+  if (config.learningRate !== null && !(config.learningRate > 0 && Number.isFinite(config.learningRate))) problems.push(`learningRate must be > 0, got ${config.learningRate}`);
   if (config.channels !== 1 && config.channels !== 3) problems.push(`channels must be 1 or 3, got ${String(config.channels)}`);
   if (!Number.isInteger(config.seed)) problems.push(`seed must be an integer, got ${config.seed}`);
   for (const [name, value] of [['valFraction', config.valFraction], ['testFraction', config.testFraction]] as const) {
@@ -224,7 +224,7 @@ async function trainArchitecture(context: ArchitectureContext, architecture: Arc
         trainBatches: (epoch) => batches(splits.train, true, epoch),
         ...(splits.val.length > 0 ? { valBatches: () => batches(splits.val, false) } : {}),
         epochs: config.epochs,
-        optimizer: { name: config.optimizer, learningRate: config.learningRate, ...(config.optimizer === 'sgd' ? { momentum: 0.9 } : {}) },
+        optimizer: { name: config.optimizer, learningRate: learningRateOf(config, architecture), ...(config.optimizer === 'sgd' ? { momentum: 0.9 } : {}) },
         ...(context.classWeights ? { classWeights: context.classWeights } : {}),
         ...(config.earlyStoppingPatience > 0 && splits.val.length > 0
           ? { earlyStopping: { monitor: 'val_loss' as const, patience: config.earlyStoppingPatience } }
@@ -269,7 +269,7 @@ async function trainArchitecture(context: ArchitectureContext, architecture: Arc
       metrics,
       datasetHash: index.hash,
       seed: config.seed,
-      training: trainingRecord(config, training.microBatchSize),
+      training: trainingRecord(config, architecture, training.microBatchSize),
     });
     const trainImagesPerSecond = mean(training.history.map((epoch) => epoch.imagesPerSecond));
     const result: ArchitectureResult = {
@@ -298,13 +298,13 @@ async function trainArchitecture(context: ArchitectureContext, architecture: Arc
  * What `metadata.json` records of the training run (STYLE rule 8). The split settings let
  * `evaluate --model --data` score the same test split later.
  */
-function trainingRecord(config: ExperimentConfig, microBatchSize: number): TrainingRecord {
+function trainingRecord(config: ExperimentConfig, architecture: Architecture, microBatchSize: number): TrainingRecord {
   return {
     epochs: config.epochs,
     batchSize: config.batchSize,
     microBatchSize,
     optimizer: config.optimizer,
-    learningRate: config.learningRate,
+    learningRate: learningRateOf(config, architecture),
     augment: config.augment,
     classWeights: config.classWeights,
     earlyStoppingPatience: config.earlyStoppingPatience,
@@ -331,6 +331,11 @@ async function withCrashAdvice<T>(architecture: Architecture, config: Experiment
       { cause: error },
     );
   }
+}
+
+/** The initial learning rate of `architecture`: the configured one, else its default. */
+function learningRateOf(config: ExperimentConfig, architecture: Architecture): number {
+  return config.learningRate ?? DEFAULT_LEARNING_RATE[architecture];
 }
 
 function resultFile(config: ExperimentConfig, architecture: Architecture): string {
