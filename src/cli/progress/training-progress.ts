@@ -48,7 +48,7 @@ export function createProgressView(stream: NodeJS.WriteStream = process.stderr):
       stream,
       clearOnComplete: false,
       hideCursor: true,
-      format: ' {arch} |{bar}| {percentage}% | epoch {epoch}/{epochs} | loss {loss} acc {acc} | {rate} img/s | ETA {eta}',
+      format: ' {arch} |{bar}| {percentage}% | epoch {epoch}/{epochs} | loss {loss} acc {acc} | {rate} img/s | ETA {remaining}',
       barsize: 24,
     },
     cliProgress.Presets.shades_classic,
@@ -69,7 +69,7 @@ export function createProgressView(stream: NodeJS.WriteStream = process.stderr):
           loss: progress.loss.toFixed(3),
           acc: progress.accuracy.toFixed(3),
           rate: progress.imagesPerSecond.toFixed(1),
-          eta: formatEta(progress.etaSeconds),
+          remaining: formatEta(progress.etaSeconds),
         };
         if (bar === undefined) {
           bar = multibar.create(progress.epochs * batches, 0, payload);
