@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { isMlError } from '../../../src/ml/errors.ts';
 import {
   ARCHITECTURES,
+  DEFAULT_BN_MOMENTUM,
   DEFAULT_DROPOUT,
   GRAD_CAM_LAYER,
   MIN_INPUT_SIZE,
@@ -144,7 +145,7 @@ describe('batch normalisation layers', () => {
           assert.equal(layer.getClassName(), 'FastBatchNormalization');
           assert.equal(layer.scale, scale, layer.name);
           assert.equal(layer.epsilon, epsilon, layer.name);
-          assert.equal(layer.momentum, 0.99, layer.name);
+          assert.equal(layer.momentum, DEFAULT_BN_MOMENTUM, layer.name);
           const names = layer.weights.map((w) => w.originalName.slice(layer.name.length + 1));
           assert.deepEqual(names, [...(scale ? ['gamma'] : []), 'beta', 'moving_mean', 'moving_variance'], layer.name);
         }
