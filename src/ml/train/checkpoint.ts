@@ -23,6 +23,7 @@ import { mkdir, open, readFile, readdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { MlError } from '../errors.ts';
+import { writeFileDurable } from '../persist/atomic-dir.ts';
 import type { EarlyStoppingState, PlateauState } from './callbacks.ts';
 import type { EpochRecord, MonitoredMetric, OptimizerSpec } from './types.ts';
 import type { EncodedWeights } from './weights.ts';
@@ -91,16 +92,6 @@ export async function captureModel(model: tf.LayersModel): Promise<ModelArtifact
   return captured;
 }
 
-async function writeDurable(file: string, data: string | Uint8Array): Promise<void> {
-  const handle = await open(file, 'w');
-  try {
-    await handle.writeFile(data);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
 async function syncDirectory(dir: string): Promise<void> {
   // Makes the renames durable; some platforms cannot open directories, which only weakens durability.
   try {
@@ -138,21 +129,21 @@ export async function writeCheckpoint(
       convertedBy: null,
       weightsManifest: [{ paths: ['weights.bin'], weights: checkpoint.model.weights.specs }],
     };
-    await writeDurable(path.join(tmp, 'model.json'), JSON.stringify(modelJson));
-    await writeDurable(path.join(tmp, 'weights.bin'), bytes(checkpoint.model.weights.data));
-    await writeDurable(path.join(tmp, 'optimizer.bin'), bytes(checkpoint.optimizer.data));
+    await writeFileDurable(path.join(tmp, 'model.json'), JSON.stringify(modelJson));
+    await writeFileDurable(path.join(tmp, 'weights.bin'), bytes(checkpoint.model.weights.data));
+    await writeFileDurable(path.join(tmp, 'optimizer.bin'), bytes(checkpoint.optimizer.data));
     if (checkpoint.bestWeights !== undefined) {
-      await writeDurable(path.join(tmp, 'best-weights.bin'), bytes(checkpoint.bestWeights.data));
+      await writeFileDurable(path.join(tmp, 'best-weights.bin'), bytes(checkpoint.bestWeights.data));
     }
     const state = { format: FORMAT, version: VERSION, savedAt: new Date().toISOString(), ...checkpoint.state };
-    await writeDurable(path.join(tmp, 'state.json'), JSON.stringify(state, null, 1));
+    await writeFileDurable(path.join(tmp, 'state.json'), JSON.stringify(state, null, 1));
     await syncDirectory(tmp);
     // A leftover directory of the same epoch (from a crash after its rename) is never the one the
     // pointer names, since the pointer only ever moves forward past it.
     await rm(path.join(dir, finalName), { recursive: true, force: true });
     await rename(tmp, path.join(dir, finalName));
     const pointerTmp = path.join(dir, `.tmp-${POINTER}-${process.pid}-${randomBytes(4).toString('hex')}`);
-    await writeDurable(pointerTmp, JSON.stringify({ format: FORMAT, version: VERSION, epoch: checkpoint.state.epoch, directory: finalName }));
+    await writeFileDurable(pointerTmp, JSON.stringify({ format: FORMAT, version: VERSION, epoch: checkpoint.state.epoch, directory: finalName }));
     await rename(pointerTmp, path.join(dir, POINTER));
     await syncDirectory(dir);
   } catch (error) {
