@@ -28,7 +28,7 @@ export function createProgressView(stream: NodeJS.WriteStream = process.stderr):
     return {
       onEvent(event) {
         if (event.type === 'dataset') {
-          write(`dataset: ${event.classNames.length} classes; train ${event.counts.train}, val ${event.counts.val}, test ${event.counts.test}; skipped ${event.skipped}; cross-split duplicate leaks ${event.leaks}`);
+          write(describeDataset(event));
         } else if (event.type === 'architecture-start') {
           write(`[${event.index + 1}/${event.total}] ${event.architecture}: ${event.params.toLocaleString('en-US')} params`);
         } else if (event.type === 'train' && event.progress.type === 'epoch') {
@@ -57,7 +57,7 @@ export function createProgressView(stream: NodeJS.WriteStream = process.stderr):
   return {
     onEvent(event) {
       if (event.type === 'dataset') {
-        multibar.log(`dataset: ${event.classNames.length} classes; train ${event.counts.train}, val ${event.counts.val}, test ${event.counts.test}; skipped ${event.skipped}; cross-split duplicate leaks ${event.leaks}\n`);
+        multibar.log(`${describeDataset(event)}\n`);
       } else if (event.type === 'train') {
         const progress = event.progress;
         const batches = progress.batches ?? 1;
@@ -87,6 +87,11 @@ export function createProgressView(stream: NodeJS.WriteStream = process.stderr):
       multibar.stop();
     },
   };
+}
+
+/** The one-line summary of the dataset event. */
+function describeDataset(event: Extract<ExperimentEvent, { type: 'dataset' }>): string {
+  return `dataset: ${event.classNames.length} classes; train ${event.counts.train}, val ${event.counts.val}, test ${event.counts.test}; skipped ${event.skipped}; cross-split duplicate leaks ${event.leaks}`;
 }
 
 /** Events worth a line of their own: learning-rate cuts, early stops, micro-batch fallbacks. */

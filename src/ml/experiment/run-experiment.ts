@@ -135,7 +135,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
     config,
     index,
     splits,
-    classWeights: config.classWeights ? balancedClassWeights(countByClass(splits.train, index.classNames.length)) : undefined,
+    classWeights: config.classWeights ? balancedClassWeights(splits.record.counts.train) : undefined,
     signal: options.signal,
     emit,
   };
@@ -381,12 +381,6 @@ async function readCachedResult(config: ExperimentConfig, index: DatasetIndex, a
   } catch {
     return null;
   }
-}
-
-function countByClass(items: readonly DatasetItem[], numClasses: number): number[] {
-  const counts = new Array<number>(numClasses).fill(0);
-  for (const item of items) counts[item.label] = (counts[item.label] ?? 0) + 1;
-  return counts;
 }
 
 function mean(values: readonly number[]): number {

@@ -1,10 +1,9 @@
 /**
- * Recognising out-of-memory failures of a training step, and cleaning up after one. The backend module
+ * Recognising out-of-memory failures of a training step. The backend module
  * has its own `isOutOfMemoryError`; the trainer takes a predicate so it does not depend on it, and this
  * message test is the default.
  * @module
  */
-import * as tf from '@tensorflow/tfjs';
 import { isMlError } from '../errors.ts';
 
 /** Message fragments of allocation failures on the backends we run on (wasm, cpu, tfjs-node, V8). */
@@ -27,25 +26,4 @@ export function isOutOfMemoryMessage(error: unknown): boolean {
     e = e instanceof Error ? e.cause : undefined;
   }
   return false;
-}
-
-/** The engine fields read below; `tf.engine().state` is public but its tape node type is not exported. */
-interface TapeState {
-  gradientDepth: number;
-  activeTape: { saved?: tf.Tensor[] }[] | null | undefined;
-}
-
-/**
- * Releases the gradient tape a failed `tf.variableGrads` leaves behind. tfjs (4.22) clears the tape only
- * when the backward pass completes; when the forward or backward pass throws, the tape stays and the
- * tensors it saved for backprop (kept clones) are never disposed, so every retried step would leak
- * them. Safe to call at any time outside a gradient computation.
- */
-export function releaseAbandonedTape(): void {
-  const state = tf.engine().state as unknown as TapeState;
-  if (state.gradientDepth !== 0 || state.activeTape == null) return;
-  for (const node of state.activeTape) {
-    for (const tensor of node.saved ?? []) tensor.dispose();
-  }
-  state.activeTape = null;
 }

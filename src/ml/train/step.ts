@@ -15,7 +15,7 @@ import * as tf from '@tensorflow/tfjs';
 import { MlError, isMlError } from '../errors.ts';
 import { correctCount, crossEntropyPerSample, sampleWeights } from './loss.ts';
 import type { TrainOptimizer } from './optimizer.ts';
-import { releaseAbandonedTape } from './out-of-memory.ts';
+import { releaseAbandonedTape } from '../backend/wasm-memory.ts';
 import { disposeSnapshot, restoreSnapshot, takeSnapshot } from './weights.ts';
 import type { ModelVariable } from './weights.ts';
 
