@@ -12,10 +12,11 @@ import fastifyMultipart from '@fastify/multipart';
 import { fastifySSE as fastifySse } from '@fastify/sse';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { ApiKey } from '../infra/api-keys.ts';
 import type { Config } from '../infra/config.ts';
+import { fastifyLoggerOptions } from '../infra/logger.ts';
 import type { Metrics } from '../infra/metrics.ts';
 import { registerOperations } from './openapi/register-operations.ts';
 import { loadSpec } from './openapi/spec.ts';
@@ -62,8 +63,7 @@ const ZIP_MEDIA_TYPES = ['application/zip', 'application/x-zip-compressed'];
 export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> {
   const { config } = deps;
   const app = Fastify({
-    // pino's Logger is what Fastify logs with; its generic type is only narrower than Fastify's.
-    loggerInstance: deps.logger as FastifyBaseLogger,
+    ...fastifyLoggerOptions(deps.logger),
     // Request ids in logs and problem documents; a client's own X-Request-Id is not trusted.
     genReqId: () => crypto.randomUUID(),
     ajv: {

@@ -16,6 +16,7 @@
  *   uploads/                         requests' temporary files (shared with inference workers)
  *   audit/predictions.jsonl          one line per prediction request
  *   redis/                           data of a Redis that `start` launched itself
+ *   api-keys.json                    hashes of the admin key `start` created (API_KEYS unset)
  * ```
  * @module
  */
@@ -56,6 +57,10 @@ export class ArtifactStore {
   }
   get auditDir(): string {
     return path.join(this.root, 'audit');
+  }
+  /** Hashes of the API keys `start` creates when `API_KEYS` is unset. */
+  get apiKeysFile(): string {
+    return path.join(this.root, 'api-keys.json');
   }
   get redisDir(): string {
     return path.join(this.root, 'redis');
