@@ -31,7 +31,7 @@ export interface ExperimentsPort {
   list(): Promise<ExperimentBody[]>;
   cancel(id: string): Promise<ExperimentBody>;
   /** Calls `onChange` with the experiment whenever it changes; returns the unsubscribe function. */
-  watch(id: string, onChange: (experiment: ExperimentBody) => void): () => void;
+  watch(id: string, onChange: (experiment: ExperimentBody) => void): Promise<() => void>;
 }
 
 /** A rendered document: the report as HTML or CSV, or a chart. */

@@ -32,7 +32,10 @@ export const ENV_SCHEMA = z.object({
   /** Dynamic batching: largest forward pass, and longest wait after the first request of a batch. */
   PREDICT_MAX_BATCH_SIZE: integer(16, 1),
   PREDICT_MAX_DELAY_MS: integer(10, 0),
-  /** Images waiting for inference per process before `/v1/predict` answers 503 + Retry-After. */
+  /**
+   * Back-pressure of `/v1/predict` (503 + Retry-After beyond it): images waiting per model in an
+   * in-process batcher (`start`), or jobs waiting in the inference queue (`api` with workers).
+   */
   PREDICT_MAX_QUEUE: integer(256, 1),
   /** How long a queued prediction may wait for a worker before 503 (queue mode). */
   PREDICT_TIMEOUT_MS: integer(30_000, 100),

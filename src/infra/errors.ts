@@ -35,6 +35,7 @@ export const ERROR_CATALOG = Object.freeze({
   DATASET_EMPTY: { status: 422, title: 'The dataset has no usable images' },
   DATASET_SINGLE_CLASS: { status: 422, title: 'The dataset has only one class' },
   DATASET_TOO_SMALL: { status: 422, title: 'The dataset has too few images to train and test' },
+  DATASET_INVALID: { status: 422, title: 'The dataset folders or its dataset.json do not follow the layout' },
   EXPERIMENT_INVALID: { status: 422, title: 'The experiment settings are invalid' },
   RATE_LIMITED: { status: 429, title: 'Too many requests for this API key' },
   INTERNAL: { status: 500, title: 'Internal error' },
@@ -102,6 +103,14 @@ const ML_CODE_MAP: Readonly<Record<MlErrorCode, ErrorCode>> = Object.freeze({
   INVALID_ARGUMENT: 'EXPERIMENT_INVALID',
 });
 
+/** Absolute paths in ML engine messages, which callers of the API must not see (server layout). */
+const ABSOLUTE_PATH = /(?<![\w.])\/(?:[^\s'"`/]+\/)*([^\s'"`/]+)/g;
+
+/** `message` with each absolute path cut to its last segment (e.g. a class folder's name). */
+export function withoutServerPaths(message: string): string {
+  return message.replace(ABSOLUTE_PATH, (_match, last: string) => last);
+}
+
 /**
  * `error` as an {@link AppError}: an AppError as is, an ML engine error by its code, anything else
  * as `INTERNAL` (whose detail never repeats the original message, which may hold paths or data).
@@ -110,7 +119,8 @@ export function toAppError(error: unknown): AppError {
   if (error instanceof AppError) return error;
   if (isMlError(error)) {
     const code = ML_CODE_MAP[error.code];
-    return new AppError(code, code === 'INTERNAL' ? ERROR_CATALOG.INTERNAL.title : error.message, { cause: error });
+    const generic = code === 'INTERNAL' || code === 'MODEL_CORRUPT' || code === 'MODEL_NOT_FOUND';
+    return new AppError(code, generic ? ERROR_CATALOG[code].title : withoutServerPaths(error.message), { cause: error });
   }
   return new AppError('INTERNAL', 'an unexpected error occurred; it has been logged', { cause: error });
 }

@@ -300,7 +300,7 @@ export interface components {
         /** @enum {string} */
         Architecture: "cnn" | "vgg16" | "resnet50" | "inceptionv3";
         /** @enum {string} */
-        ProblemCode: "VALIDATION_FAILED" | "BODY_INVALID" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "DATASET_NOT_FOUND" | "EXPERIMENT_NOT_FOUND" | "REPORT_NOT_FOUND" | "CHART_NOT_FOUND" | "MODEL_NOT_FOUND" | "MODEL_FILE_NOT_FOUND" | "NOT_ACCEPTABLE" | "DATASET_EXISTS" | "EXPERIMENT_FINISHED" | "REPORT_NOT_READY" | "PAYLOAD_TOO_LARGE" | "TOO_MANY_FILES" | "UNSUPPORTED_MEDIA_TYPE" | "IMAGE_TYPE_UNSUPPORTED" | "IMAGE_UNDECODABLE" | "IMAGE_TOO_LARGE" | "IMAGE_TOO_SMALL" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "DATASET_EMPTY" | "DATASET_SINGLE_CLASS" | "DATASET_TOO_SMALL" | "EXPERIMENT_INVALID" | "RATE_LIMITED" | "INTERNAL" | "MODEL_CORRUPT" | "QUEUE_FULL" | "REDIS_UNAVAILABLE" | "SHUTTING_DOWN" | "PREDICTION_TIMEOUT" | "OUT_OF_MEMORY" | "INSUFFICIENT_STORAGE";
+        ProblemCode: "VALIDATION_FAILED" | "BODY_INVALID" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "DATASET_NOT_FOUND" | "EXPERIMENT_NOT_FOUND" | "REPORT_NOT_FOUND" | "CHART_NOT_FOUND" | "MODEL_NOT_FOUND" | "MODEL_FILE_NOT_FOUND" | "NOT_ACCEPTABLE" | "DATASET_EXISTS" | "EXPERIMENT_FINISHED" | "REPORT_NOT_READY" | "PAYLOAD_TOO_LARGE" | "TOO_MANY_FILES" | "UNSUPPORTED_MEDIA_TYPE" | "IMAGE_TYPE_UNSUPPORTED" | "IMAGE_UNDECODABLE" | "IMAGE_TOO_LARGE" | "IMAGE_TOO_SMALL" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "DATASET_EMPTY" | "DATASET_SINGLE_CLASS" | "DATASET_TOO_SMALL" | "DATASET_INVALID" | "EXPERIMENT_INVALID" | "RATE_LIMITED" | "INTERNAL" | "MODEL_CORRUPT" | "QUEUE_FULL" | "REDIS_UNAVAILABLE" | "SHUTTING_DOWN" | "PREDICTION_TIMEOUT" | "OUT_OF_MEMORY" | "INSUFFICIENT_STORAGE";
         Problem: {
             /** @description A URI naming the problem type: `urn:fracture-service:problem:<code>`. */
             type: string;
@@ -310,6 +310,10 @@ export interface components {
             /** @description The request id. */
             instance?: string;
             code: components["schemas"]["ProblemCode"];
+            /** @description With `ARCHIVE_UNSAFE` and `ARCHIVE_INVALID`, the extraction rule the archive broke. */
+            rule?: string;
+            /** @description With `ARCHIVE_UNSAFE` */
+            entryIndex?: number;
             /** @description Each failed rule of a `VALIDATION_FAILED` request. */
             errors?: {
                 path?: string;
@@ -335,9 +339,21 @@ export interface components {
         };
         ClassCount: {
             name: string;
+            /** @description Images of the class (in a summary: files with an image extension; in the full view: checked images). */
             count: number;
             /** @description Counted as fracture-positive in the binary view. */
             positive: boolean;
+        };
+        SplitCounts: {
+            train: number;
+            val: number;
+            test: number;
+        };
+        /** @description Why the dataset cannot be trained on as it stands. */
+        DatasetProblem: {
+            /** @enum {string} */
+            code: "empty" | "single-class" | "invalid-layout" | "invalid-config";
+            detail: string;
         };
         DatasetSummary: {
             id: components["schemas"]["Id"];
@@ -346,30 +362,60 @@ export interface components {
             classes: components["schemas"]["ClassCount"][];
             imageCount: number;
             positiveClasses: string[];
-            /** Format: date-time */
-            modifiedAt?: string;
-        };
-        Dataset: {
-            id: components["schemas"]["Id"];
             /** @enum {string} */
-            layout: "classes" | "splits";
-            classes: components["schemas"]["ClassCount"][];
-            imageCount: number;
-            positiveClasses: string[];
+            positiveClassesSource: "name-rule" | "dataset.json";
+            /** @description Images per preset split folder; null for the class-folder layout. */
+            splits: components["schemas"]["SplitCounts"] | null;
+            problem: components["schemas"]["DatasetProblem"] | null;
             /** Format: date-time */
-            modifiedAt?: string;
-            /** @description sha256 over the dataset's files and labels. */
-            hash: string;
+            createdAt: string;
+            /** Format: date-time */
+            modifiedAt: string;
+        };
+        DuplicateGroup: {
+            /** @enum {string} */
+            kind: "exact" | "near";
+            size: number;
+            /** @description Up to 10 members */
+            paths: string[];
+            classes: string[];
+            splits: ("train" | "val" | "test" | null)[];
+            splitsInvolved: ("train" | "val" | "test")[];
+            conflictingLabels: boolean;
+            /** @description Largest Hamming distance (bits of 64) between matched members. */
+            maxDistance: number;
+        };
+        DuplicateFinding: {
+            groups: number;
+            images: number;
+            examples: components["schemas"]["DuplicateGroup"][];
+        };
+        /** @description Exact and near duplicates, and groups that cross the default split. */
+        DatasetDuplicates: {
+            split: {
+                seed: number;
+                valFraction: number;
+                testFraction: number;
+                preset: boolean;
+            };
+            exact: components["schemas"]["DuplicateFinding"];
+            near: components["schemas"]["DuplicateFinding"];
+            crossSplitLeaks: components["schemas"]["DuplicateFinding"];
+            conflictingLabelGroups: number;
+            unhashable: number;
+            threshold: number;
+        };
+        /** @description A dataset with the findings that need every image decoded (null when `problem` is set). */
+        Dataset: components["schemas"]["DatasetSummary"] & {
+            /** @description sha256 over the image paths and contents (the hash models record). */
+            hash: string | null;
             skipped: {
                 count: number;
                 byReason: {
                     [key: string]: number;
                 };
-            };
-            /** @description Exact and near duplicates, and groups that cross the default split (seed 42, 15% validation, 15% test). */
-            duplicates: {
-                [key: string]: unknown;
-            };
+            } | null;
+            duplicates: components["schemas"]["DatasetDuplicates"] | null;
         };
         /** @enum {string} */
         ExperimentStatus: "queued" | "running" | "completed" | "failed" | "cancelled";

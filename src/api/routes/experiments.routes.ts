@@ -16,7 +16,7 @@ const FINAL_STATUSES = new Set(['completed', 'failed', 'cancelled']);
 async function* experimentEvents(experiments: ExperimentsPort, first: ExperimentBody, signal: AbortSignal): AsyncGenerator<SSEMessage> {
   const pending: ExperimentBody[] = [];
   let wake: (() => void) | undefined;
-  const unsubscribe = experiments.watch(first.id, (experiment) => {
+  const unsubscribe = await experiments.watch(first.id, (experiment) => {
     pending.push(experiment);
     wake?.();
   });

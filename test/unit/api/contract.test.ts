@@ -50,7 +50,7 @@ function stubDependencies(): AppDependencies {
       },
       list: async () => [experiment],
       cancel: notUsed('experiments.cancel'),
-      watch: () => () => {},
+      watch: async () => () => {},
     },
     reports: { get: notUsed('reports.get'), render: notUsed('reports.render'), chart: notUsed('reports.chart') },
     models: { list: async () => [], aliases: async () => ({}), get: notUsed('models.get'), setAlias: notUsed('models.setAlias'), filePath: notUsed('models.filePath') },
