@@ -42,7 +42,7 @@ export interface Rendered {
 
 export interface ReportsPort {
   get(experimentId: string): Promise<ReportBody>;
-  render(experimentId: string, format: 'html' | 'csv'): Promise<Rendered>;
+  render(experimentId: string, format: 'html' | 'csv', table?: 'summary' | 'perClass'): Promise<Rendered>;
   chart(experimentId: string, name: string, format: 'svg' | 'png'): Promise<Rendered>;
 }
 

@@ -184,8 +184,8 @@ export interface paths {
         };
         /**
          * A chart of the report as SVG (default) or PNG.
-         * @description Names: `learning-curves`, `metrics`, `roc`, `confusion-matrix-{architecture}`. The report's
-         *     `charts` member lists those available.
+         * @description Names: `metrics`, `learning-curves`, `confusion-matrix-{architecture}`, and where ROC curves
+         *     were stored `roc` and `roc-{architecture}`. The report's `charts` member lists those available.
          */
         get: operations["getReportChart"];
         put?: never;
@@ -504,51 +504,195 @@ export interface components {
             f1: number;
             support: number;
         };
+        PerClassMetrics: {
+            className: string;
+            positive: boolean;
+            precision: number;
+            recall: number;
+            f1: number;
+            support: number;
+        };
+        /** @description The fracture view, fracture-positive classes merged against the rest. */
+        BinaryMetrics: {
+            positiveClasses: string[];
+            tp: number;
+            fp: number;
+            tn: number;
+            fn: number;
+            sensitivity: number;
+            specificity: number;
+            precision: number;
+            npv: number;
+            f1: number;
+            accuracy: number;
+            rocAuc: number | null;
+        };
         /** @description Every metric of DESIGN section 5 on the test split (scikit-learn definitions, zero_division=0). */
         Metrics: {
             accuracy: number;
-            perClass: {
-                [key: string]: components["schemas"]["ClassMetrics"];
-            };
+            balancedAccuracy: number;
+            perClass: components["schemas"]["PerClassMetrics"][];
             macroAvg: components["schemas"]["ClassMetrics"];
             weightedAvg: components["schemas"]["ClassMetrics"];
+            /** @description [true class][predicted class] counts, in class order. */
             confusionMatrix: number[][];
-            balancedAccuracy: number;
-            cohenKappa?: number | null;
+            cohenKappa: number | null;
             mcc: number;
-            logLoss?: number | null;
-            rocAucOvrMacro?: number | null;
-            ece?: number | null;
-            binary?: {
-                [key: string]: unknown;
+            logLoss: number | null;
+            mse: number | null;
+            r2: number | null;
+            rocAucOvrMacro: number | null;
+            /** @description Expected calibration error over 15 bins. */
+            ece: number | null;
+            binary: components["schemas"]["BinaryMetrics"] | null;
+        };
+        ReportEpoch: {
+            epoch: number;
+            loss: number;
+            accuracy: number;
+            valLoss: number | null;
+            valAccuracy: number | null;
+            learningRate: number;
+            seconds: number;
+            imagesPerSecond: number;
+        };
+        RocCurve: {
+            fpr: number[];
+            tpr: number[];
+            thresholds: number[];
+        };
+        ArchitectureResult: {
+            architecture: components["schemas"]["Architecture"];
+            rank: number | null;
+            /** @description The registered model trained here. */
+            modelId: string | null;
+            metrics: components["schemas"]["Metrics"];
+            history: components["schemas"]["ReportEpoch"][];
+            bestEpoch: number;
+            stoppedEarly: boolean;
+            timings: {
+                trainSeconds: number;
+                trainImagesPerSecond: number;
+                evaluateSeconds: number;
+                inferenceMsPerImage: number;
+            };
+            params: number;
+            trainableParams: number;
+            modelBytes: number;
+            microBatchSize: number;
+            roc: {
+                binary: components["schemas"]["RocCurve"] | null;
+                perClass: {
+                    className: string;
+                    curve: components["schemas"]["RocCurve"];
+                }[];
             } | null;
-        } & {
-            [key: string]: unknown;
         };
         Report: {
             experimentId: components["schemas"]["Id"];
+            schemaVersion: number;
             /** Format: date-time */
-            createdAt?: string;
-            results: ({
-                architecture: components["schemas"]["Architecture"];
-                metrics: components["schemas"]["Metrics"];
-                history: components["schemas"]["EpochRecord"][];
-                timings: {
-                    [key: string]: number;
+            createdAt: string;
+            dataset: {
+                id: string | null;
+                hash: string;
+                /** @enum {string} */
+                layout: "classes" | "splits";
+                classNames: string[];
+                positiveClasses: string[];
+                counts: {
+                    train: number;
+                    val: number;
+                    test: number;
+                    total: number;
                 };
-                params: number;
-            } & {
-                [key: string]: unknown;
-            })[];
+                classCounts: {
+                    className: string;
+                    positive: boolean;
+                    total: number;
+                    train: number;
+                    val: number;
+                    test: number;
+                }[];
+                skipped: {
+                    count: number;
+                    byReason: {
+                        reason: string;
+                        count: number;
+                    }[];
+                };
+                duplicates: {
+                    exactGroups: number;
+                    exactDuplicateImages: number;
+                    nearGroups: number;
+                    nearDuplicateImages: number;
+                    crossSplitLeaks: number;
+                    leakedImages: number;
+                    conflictingLabelGroups: number;
+                } | null;
+            };
+            /** @description The training settings with every default filled in. */
+            config: {
+                architectures: components["schemas"]["Architecture"][];
+                imageSize: number;
+                /** @enum {integer} */
+                channels: 1 | 3;
+                epochs: number;
+                batchSize: number;
+                learningRate: number | null;
+                /** @enum {string} */
+                optimizer: "adam" | "sgd";
+                seed: number;
+                valFraction: number;
+                testFraction: number;
+                augment: boolean;
+                classWeights: boolean;
+                earlyStoppingPatience: number;
+                reduceLrPatience: number;
+                includeTop: boolean;
+                rankBy: string;
+                /** @enum {string} */
+                resize: "letterbox" | "crop";
+                allowSmallImages: boolean;
+                microBatchSize: number | null;
+                dropout: number | null;
+            };
+            provenance: {
+                backend: {
+                    name: string;
+                    requested: string;
+                    package: string | null;
+                    gpu: boolean;
+                    threads: number;
+                    simd: boolean;
+                    fallbacks: {
+                        candidate: string;
+                        reason: string;
+                    }[];
+                };
+                versions: {
+                    name: string;
+                    version: string;
+                }[];
+            };
+            results: components["schemas"]["ArchitectureResult"][];
             ranking: {
-                [key: string]: unknown;
+                metric: string;
+                entries: {
+                    rank: number;
+                    architecture: string;
+                    score: number | null;
+                }[];
             };
             winner: {
-                [key: string]: unknown;
+                architecture: string;
+                metric: string;
+                score: number | null;
+                /** @description Why it won */
+                reason: string;
             } | null;
-            charts?: string[];
-        } & {
-            [key: string]: unknown;
+            /** @description Names of the charts available at /v1/reports/{experimentId}/charts/{chartName}. */
+            charts: string[];
         };
         Model: {
             id: components["schemas"]["Id"];
@@ -908,6 +1052,8 @@ export interface operations {
             query?: {
                 /** @description Overrides the Accept header. */
                 format?: "json" | "html" | "csv";
+                /** @description With CSV: `summary` (one row per architecture, the default) or `perClass` (one row per architecture and class). */
+                table?: "summary" | "perClass";
             };
             header?: never;
             path: {

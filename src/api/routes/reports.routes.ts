@@ -24,9 +24,12 @@ export function reportHandlers(deps: { reports: ReportsPort }): Pick<OperationHa
   return {
     getReport: async (request, reply) => {
       const { experimentId } = request.params as { experimentId: string };
-      const format = reportFormat(request.query as { format?: ReportFormat }, request.accepts());
+      const query = request.query as { format?: ReportFormat; table?: 'summary' | 'perClass' };
+      const format = reportFormat(query, request.accepts());
       if (format === 'json') return deps.reports.get(experimentId);
-      const rendered = await deps.reports.render(experimentId, format);
+      const rendered = await deps.reports.render(experimentId, format, query.table);
+      // The page has inline styles and SVG only: nothing else may load or run in it.
+      if (format === 'html') reply.header('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'; img-src data:");
       return reply.type(rendered.contentType).send(rendered.body);
     },
     getReportChart: async (request, reply) => {
