@@ -8,4 +8,11 @@ import { register } from 'tsx/esm/api';
 v8.setFlagsFromString('--no-liftoff');
 register();
 const { main } = await import('../src/cli/main.ts');
-process.exitCode = await main(process.argv);
+try {
+  process.exitCode = await main(process.argv);
+} catch (error) {
+  // Printed here: left unhandled, the WASM backend's own handler would rethrow it with a page of
+  // minified source around it.
+  process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exit(1);
+}

@@ -10,6 +10,9 @@ import { registerTrainCommand } from './commands/train.command.ts';
 import { registerPredictCommand } from './commands/predict.command.ts';
 import { registerDemoCommand } from './commands/demo.command.ts';
 import { registerSummaryCommand } from './commands/summary.command.ts';
+import { registerServeCommands } from './commands/serve.command.ts';
+import { ConfigError } from '../infra/config.ts';
+import { AppError } from '../infra/errors.ts';
 import { evaluateModelOnFolder, type EvaluatedSubset } from '../ml/inference/index.ts';
 import { initBackend } from '../ml/backend/select-backend.ts';
 
@@ -41,6 +44,7 @@ export function createProgram(): Command {
     },
   });
   registerSummaryCommand(program);
+  registerServeCommands(program);
   return program;
 }
 
@@ -51,8 +55,12 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (error) {
     if (error instanceof CommanderError) return error.exitCode;
-    if (isMlError(error)) {
+    if (isMlError(error) || error instanceof AppError) {
       process.stderr.write(`${error.code}: ${error.message}\n`);
+      return INPUT_ERROR_EXIT_CODE;
+    }
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
       return INPUT_ERROR_EXIT_CODE;
     }
     throw error;

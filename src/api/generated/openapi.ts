@@ -460,42 +460,86 @@ export interface components {
             seconds: number;
             imagesPerSecond?: number;
         };
+        /** @description The request with every default filled in. */
+        ExperimentSettings: {
+            architectures: components["schemas"]["Architecture"][];
+            imageSize: number;
+            /** @enum {integer} */
+            channels: 1 | 3;
+            epochs: number;
+            batchSize: number;
+            /** @description null for each architecture's default. */
+            learningRate: number | null;
+            /** @enum {string} */
+            optimizer: "adam" | "sgd";
+            seed: number;
+            valFraction: number;
+            testFraction: number;
+            augment: boolean;
+            classWeights: boolean;
+            earlyStoppingPatience: number;
+            reduceLrPatience: number;
+            rankBy: string;
+        };
+        ExperimentError: {
+            code: string;
+            detail: string;
+        };
+        /** @description Headline test metrics of a finished architecture (the report has them all). */
+        ArchitectureResultSummary: {
+            accuracy: number;
+            macroF1: number;
+            balancedAccuracy: number;
+            mcc: number;
+            rocAucOvrMacro: number | null;
+            fractureSensitivity: number | null;
+            fractureSpecificity: number | null;
+            fractureRocAuc: number | null;
+            bestEpoch: number;
+            stoppedEarly: boolean;
+            trainSeconds: number;
+            inferenceMsPerImage: number;
+            params: number;
+            modelBytes: number;
+        };
         ArchitectureProgress: {
             architecture: components["schemas"]["Architecture"];
-            /** @enum {string} */
-            status: "queued" | "running" | "completed" | "failed" | "cancelled";
+            status: components["schemas"]["ExperimentStatus"];
             /** @description Epochs completed. */
             epoch: number;
             epochs: number;
             progress: number;
-            etaSeconds?: number | null;
+            etaSeconds: number | null;
             history: components["schemas"]["EpochRecord"][];
-            /** @description Headline test metrics once the architecture is done. */
-            result?: {
-                [key: string]: unknown;
-            };
+            result?: components["schemas"]["ArchitectureResultSummary"];
+            error?: components["schemas"]["ExperimentError"];
+            /** @description Training runs so far (more than one after a crash or stall). */
+            attempts: number;
+            /** @description Epoch the last run resumed after */
+            resumedFromEpoch?: number;
         };
         Experiment: {
             id: components["schemas"]["Id"];
             status: components["schemas"]["ExperimentStatus"];
             datasetId: components["schemas"]["Id"];
-            settings: {
-                [key: string]: unknown;
-            };
+            settings: components["schemas"]["ExperimentSettings"];
             /** Format: date-time */
             createdAt: string;
             /** Format: date-time */
             startedAt?: string;
             /** Format: date-time */
             finishedAt?: string;
-            error?: {
-                code: string;
-                detail: string;
-            };
+            error?: components["schemas"]["ExperimentError"];
             architectures: components["schemas"]["ArchitectureProgress"][];
             reportUrl?: string;
             winner?: {
-                [key: string]: unknown;
+                architecture: components["schemas"]["Architecture"];
+                modelId: string;
+                metric: string;
+                score: number | null;
+                reason: string;
+                /** @description Whether this experiment gave its winner the alias production. */
+                promoted: boolean;
             } | null;
         };
         ClassMetrics: {

@@ -28,9 +28,25 @@ const experiment: ExperimentBody = {
   id: 'exp-1',
   status: 'queued',
   datasetId: 'ds-1',
-  settings: {},
+  settings: {
+    architectures: ['cnn'],
+    imageSize: 64,
+    channels: 3,
+    epochs: 2,
+    batchSize: 16,
+    learningRate: null,
+    optimizer: 'adam',
+    seed: 42,
+    valFraction: 0.15,
+    testFraction: 0.15,
+    augment: true,
+    classWeights: true,
+    earlyStoppingPatience: 5,
+    reduceLrPatience: 2,
+    rankBy: 'macroF1',
+  },
   createdAt: '2026-12-04T00:00:00.000Z',
-  architectures: [{ architecture: 'cnn', status: 'queued', epoch: 0, epochs: 2, progress: 0, etaSeconds: null, history: [] }],
+  architectures: [{ architecture: 'cnn', status: 'queued', epoch: 0, epochs: 2, progress: 0, etaSeconds: null, history: [], attempts: 0 }],
 };
 
 function stubDependencies(): AppDependencies {

@@ -1,0 +1,148 @@
+/**
+ * The three long-running entry points, as functions: `api` (HTTP only; predictions through the
+ * inference queue), `worker` (queues only) and `start` (everything in one process tree for a single
+ * machine). They wire configuration, infrastructure and shutdown, and nothing else (STYLE rule 3).
+ * @module
+ */
+import { ConfigError, type Config } from '../infra/config.ts';
+import { parseApiKeys, loadOrCreateStoredKeys, type ApiKey } from '../infra/api-keys.ts';
+import { ArtifactStore } from '../infra/artifact-store.ts';
+import { createLogger } from '../infra/logger.ts';
+import { ALL_QUEUES, QUEUE_NAMES, type QueueName } from '../infra/queues.ts';
+import { findOrStartRedis } from '../infra/redis-launcher.ts';
+import { initBackend } from '../ml/backend/select-backend.ts';
+import { LocalPredictor } from '../serving/predictor.ts';
+import { TfjsEngine } from '../serving/tfjs-engine.ts';
+import { ModelRegistry } from '../services/models/model-registry.ts';
+import { createInferenceProcessor } from '../workers/inference.processor.ts';
+import { startWorkers } from '../workers/run-workers.ts';
+import { installGracefulShutdown } from './graceful-shutdown.ts';
+import { createApiRuntime, createServiceContext } from './service-context.ts';
+
+/** Where the API listens, as printed for people. */
+function baseUrl(config: Config, port: number): string {
+  const host = config.HOST === '0.0.0.0' || config.HOST === '::' ? '127.0.0.1' : config.HOST;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
+/**
+ * `fracture-service api`: the HTTP API. Refuses to start without `API_KEYS`: an API reachable by
+ * other machines must not run open.
+ */
+export async function runApi(config: Config): Promise<void> {
+  if (!config.API_KEYS) throw new ConfigError(['API_KEYS: required for `api` (id:secret:scope[+scope], comma-separated); `start` creates a key itself']);
+  const keys = parseApiKeys(config.API_KEYS);
+  const logger = createLogger({ level: config.LOG_LEVEL, name: 'api' });
+  const context = createServiceContext(config, { logger });
+  const runtime = await createApiRuntime(context, { keys, mode: 'queue' });
+  await runtime.app.listen({ port: config.PORT, host: config.HOST });
+  installGracefulShutdown({
+    logger,
+    timeoutMs: config.SHUTDOWN_TIMEOUT_MS,
+    steps: [
+      { name: 'api', close: () => runtime.close() },
+      { name: 'services', close: () => context.close() },
+    ],
+  });
+}
+
+/** `fracture-service worker`: serves `queues` (default both). */
+export async function runWorker(config: Config, options: { queues?: readonly QueueName[]; concurrency?: number } = {}): Promise<void> {
+  const logger = createLogger({ level: config.LOG_LEVEL, name: 'worker' });
+  const queues = options.queues ?? ALL_QUEUES;
+  const store = new ArtifactStore(config.DATA_DIR);
+  let predictor: LocalPredictor | undefined;
+  if (queues.includes(QUEUE_NAMES.inference)) {
+    await initBackend(config.FRACTURE_BACKEND);
+    const registry = new ModelRegistry(store);
+    predictor = new LocalPredictor({
+      resolveModel: (ref) => registry.resolve(ref),
+      engine: new TfjsEngine(),
+      maxBatchSize: config.PREDICT_MAX_BATCH_SIZE,
+      maxDelayMs: config.PREDICT_MAX_DELAY_MS,
+      maxQueue: config.PREDICT_MAX_QUEUE,
+      maxModels: config.MODEL_CACHE_SIZE,
+      maxPixels: config.IMAGE_MAX_PIXELS,
+    });
+    // Warm the serving model before taking jobs; without one yet, the first prediction loads it.
+    await predictor.warmUp().catch((error: unknown) => logger.warn({ code: (error as { code?: string }).code }, 'no serving model to warm up yet'));
+  }
+  const running = startWorkers({
+    config,
+    queues,
+    ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
+    ...(predictor ? { inferenceProcessor: createInferenceProcessor(predictor, { uploadsDir: store.uploadsDir }) } : {}),
+    logger,
+  });
+  await running.ready();
+  logger.info({ queues, pid: process.pid }, 'worker ready');
+  installGracefulShutdown({
+    logger,
+    timeoutMs: config.SHUTDOWN_TIMEOUT_MS,
+    steps: [
+      { name: 'workers', close: () => running.close() },
+      ...(predictor ? [{ name: 'predictor', close: () => (predictor as LocalPredictor).close() }] : []),
+    ],
+  });
+}
+
+/** What `start` prints once it serves. */
+export interface StartSummary {
+  url: string;
+  redis: { url: string; source: string };
+  /** The admin key, only when this start created it. */
+  createdAdminKey?: string;
+  keysFrom: 'API_KEYS' | 'stored';
+}
+
+/**
+ * `fracture-service start`: API, training workers and an in-process predictor in one process (the
+ * training itself runs in worker threads), on a Redis it finds or starts.
+ */
+export async function runStart(config: Config, print: (line: string) => void = (line) => process.stdout.write(`${line}\n`)): Promise<StartSummary> {
+  const logger = createLogger({ level: config.LOG_LEVEL, name: 'start' });
+  const store = new ArtifactStore(config.DATA_DIR);
+  const redis = await findOrStartRedis({ configuredUrl: config.REDIS_URL, dataDir: store.redisDir });
+  let keys: ApiKey[];
+  let createdAdminKey: string | undefined;
+  if (config.API_KEYS) {
+    keys = parseApiKeys(config.API_KEYS);
+  } else {
+    const stored = await loadOrCreateStoredKeys(store.apiKeysFile);
+    keys = [...stored.keys];
+    createdAdminKey = stored.createdSecret;
+  }
+  const context = createServiceContext(config, { logger, redisUrl: redis.url });
+  const runtime = await createApiRuntime(context, { keys, mode: 'in-process' });
+  const workers = startWorkers({ config, queues: [QUEUE_NAMES.training], redisUrl: redis.url, logger });
+  await workers.ready();
+  if (runtime.predictor instanceof LocalPredictor) await runtime.predictor.warmUp().catch(() => undefined);
+  const address = await runtime.app.listen({ port: config.PORT, host: config.HOST });
+  const port = Number(new URL(address).port);
+  installGracefulShutdown({
+    logger,
+    timeoutMs: config.SHUTDOWN_TIMEOUT_MS,
+    steps: [
+      { name: 'api', close: () => runtime.close() },
+      { name: 'workers', close: () => workers.close() },
+      { name: 'services', close: () => context.close() },
+      { name: 'redis', close: () => redis.stop() },
+    ],
+  });
+  const summary: StartSummary = {
+    url: baseUrl(config, port),
+    redis: { url: redis.url, source: redis.source },
+    ...(createdAdminKey ? { createdAdminKey } : {}),
+    keysFrom: config.API_KEYS ? 'API_KEYS' : 'stored',
+  };
+  print(`fracture-service is serving at ${summary.url} (API docs: ${summary.url}/docs)`);
+  print(`Redis: ${redis.url} (${redis.source === 'started' ? `started here, data in ${store.redisDir}` : `found via ${redis.source}`})`);
+  if (createdAdminKey) {
+    print(`Admin API key (shown once; its hash is stored in ${store.apiKeysFile}):`);
+    print(`  ${createdAdminKey}`);
+  } else if (!config.API_KEYS) {
+    print(`API keys: the admin key created earlier (hash in ${store.apiKeysFile}; delete that file to create a new one)`);
+  }
+  print('For research use only. Not for use in diagnostic procedures.');
+  return summary;
+}

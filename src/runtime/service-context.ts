@@ -1,0 +1,233 @@
+/**
+ * Wiring shared by the entry points: from a `Config`, the artifact store, the producer Redis
+ * connection, the services, the metrics and the audit log — and the API built on them with one of
+ * the two predictors (in-process for `start`, through the inference queue for `api`). Entry points
+ * add listening, workers and shutdown; tests build the same context on a temporary data directory.
+ * @module
+ */
+import { Queue, QueueEvents } from 'bullmq';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { buildApp } from '../api/app.ts';
+import type { ApiKey } from '../infra/api-keys.ts';
+import { ArtifactStore } from '../infra/artifact-store.ts';
+import { AuditLog } from '../infra/audit-log.ts';
+import { DEFAULT_REDIS_URL, type Config } from '../infra/config.ts';
+import { createMetrics, type Metrics } from '../infra/metrics.ts';
+import { QUEUE_NAMES } from '../infra/queues.ts';
+import { closeConnection, createProducerConnection, createWorkerConnection, type RedisConnection } from '../infra/redis.ts';
+import { initBackend, type BackendInfo } from '../ml/backend/select-backend.ts';
+import { DatasetService, datasetLimitsFromConfig } from '../services/datasets/index.ts';
+import { createExperimentQueues, type ExperimentQueues } from '../services/experiments/experiment-queues.ts';
+import { ExperimentService } from '../services/experiments/experiment.service.ts';
+import { ModelRegistry } from '../services/models/model-registry.ts';
+import { ReadinessService, type CheckResult } from '../services/readiness/readiness.service.ts';
+import { ReportService } from '../services/reports/report.service.ts';
+import { LocalPredictor } from '../serving/predictor.ts';
+import { QueuePredictor } from '../serving/queue-predictor.ts';
+import { TfjsEngine } from '../serving/tfjs-engine.ts';
+import path from 'node:path';
+
+/** The services of one process and how to close them. */
+export interface ServiceContext {
+  config: Config;
+  logger: Logger;
+  redisUrl: string;
+  store: ArtifactStore;
+  redis: RedisConnection;
+  queues: ExperimentQueues;
+  datasets: DatasetService;
+  experiments: ExperimentService;
+  models: ModelRegistry;
+  reports: ReportService;
+  metrics: Metrics;
+  audit: AuditLog;
+  close(): Promise<void>;
+}
+
+/** Builds the services of one process. Nothing listens and no worker starts here. */
+export function createServiceContext(config: Config, options: { logger: Logger; redisUrl?: string }): ServiceContext {
+  const redisUrl = options.redisUrl ?? config.REDIS_URL ?? DEFAULT_REDIS_URL;
+  const store = new ArtifactStore(config.DATA_DIR);
+  const redis = createProducerConnection(redisUrl);
+  const queues = createExperimentQueues(redis, config.QUEUE_PREFIX);
+  const experiments = new ExperimentService({ store, queues });
+  const metrics = createMetrics();
+  metrics.setQueueCounter(async () => ({
+    [QUEUE_NAMES.training]: await queues.trainingQueue.getJobCounts(),
+  }));
+  const audit = new AuditLog(path.join(store.auditDir, 'predictions.jsonl'));
+  return {
+    config,
+    logger: options.logger,
+    redisUrl,
+    store,
+    redis,
+    queues,
+    datasets: new DatasetService(store, datasetLimitsFromConfig(config)),
+    experiments,
+    models: new ModelRegistry(store),
+    reports: new ReportService(store, async (id) => {
+      try {
+        const experiment = await experiments.get(id);
+        return { datasetId: experiment.datasetId, status: experiment.status };
+      } catch {
+        return null;
+      }
+    }),
+    metrics,
+    audit,
+    close: async () => {
+      metrics.setQueueCounter(null);
+      await audit.close();
+      await queues.close();
+      await closeConnection(redis);
+    },
+  };
+}
+
+/** How `/v1/predict` runs. */
+export type PredictionMode = 'in-process' | 'queue';
+
+/** The API of a context, with its predictor and readiness. */
+export interface ApiRuntime {
+  app: FastifyInstance;
+  readiness: ReadinessService;
+  /** In-process mode: the predictor (for warm-up after a model is promoted). */
+  predictor: LocalPredictor | QueuePredictor;
+  backend: BackendInfo | null;
+  close(): Promise<void>;
+}
+
+async function redisCheck(redis: RedisConnection): Promise<CheckResult> {
+  const answer = await redis.ping();
+  return answer === 'PONG' ? { ok: true } : { ok: false, detail: `unexpected answer ${answer}` };
+}
+
+/**
+ * Feeds the training gauges of `/metrics` from the workers' progress events. The job id is
+ * `${experimentId}.${architecture}` (src/infra/queues.ts); the payload is the progress record.
+ */
+function followTrainingProgress(context: ServiceContext): { close(): Promise<void> } {
+  // QueueEvents blocks on a stream read: it needs a connection of its own that retries forever.
+  const connection = createWorkerConnection(context.redisUrl);
+  const events = new QueueEvents(QUEUE_NAMES.training, { connection, prefix: context.config.QUEUE_PREFIX });
+  events.on('error', () => {});
+  const labelsOf = (jobId: string, architecture: string) => ({ experiment: jobId.slice(0, -(architecture.length + 1)), architecture });
+  events.on('progress', ({ jobId, data }) => {
+    const progress = data as { architecture?: string; progress?: number; epoch?: number };
+    if (typeof progress.architecture !== 'string' || !jobId.endsWith(`.${progress.architecture}`)) return;
+    context.metrics.setTrainingProgress(labelsOf(jobId, progress.architecture), progress.progress ?? 0, progress.epoch ?? 0);
+  });
+  const finished = ({ jobId }: { jobId: string }): void => {
+    const architecture = jobId.split('.').at(-1);
+    if (architecture && jobId.includes('.')) context.metrics.removeTraining(labelsOf(jobId, architecture));
+  };
+  events.on('completed', finished);
+  events.on('failed', finished);
+  return {
+    close: async () => {
+      await events.close();
+      await closeConnection(connection);
+    },
+  };
+}
+
+/**
+ * Builds the API on `context`. In-process mode loads the tfjs backend here and serves the
+ * `production` model from this process; queue mode sends predictions to inference workers.
+ */
+export async function createApiRuntime(context: ServiceContext, options: { keys: readonly ApiKey[]; mode: PredictionMode }): Promise<ApiRuntime> {
+  const { config, models, metrics } = context;
+  const resolveModel = (ref: string) => models.resolve(ref);
+  let predictor: LocalPredictor | QueuePredictor;
+  let backend: BackendInfo | null = null;
+  let backendCheck: () => Promise<CheckResult>;
+  let modelCheck: () => Promise<CheckResult>;
+  const closers: (() => Promise<void>)[] = [];
+  if (options.mode === 'in-process') {
+    backend = await initBackend(config.FRACTURE_BACKEND);
+    const local = new LocalPredictor({
+      resolveModel,
+      engine: new TfjsEngine(),
+      maxBatchSize: config.PREDICT_MAX_BATCH_SIZE,
+      maxDelayMs: config.PREDICT_MAX_DELAY_MS,
+      maxQueue: config.PREDICT_MAX_QUEUE,
+      maxModels: config.MODEL_CACHE_SIZE,
+      maxPixels: config.IMAGE_MAX_PIXELS,
+      onBatch: (size, seconds) => {
+        metrics.predictBatchSize.observe(size);
+        metrics.predictBatchDuration.observe(seconds);
+      },
+    });
+    predictor = local;
+    const loadedBackend = backend;
+    backendCheck = async () => ({ ok: true, detail: loadedBackend.name });
+    modelCheck = async () => {
+      let status = local.status();
+      // A model promoted since start-up (e.g. by the first experiment) is loaded on the first check.
+      if (!status.ready) {
+        await local.warmUp().catch(() => undefined);
+        status = local.status();
+      }
+      return status.ready && status.model
+        ? { ok: true, detail: `${status.model.id} (${status.model.architecture}, version ${status.model.version})` }
+        : { ok: false, detail: status.detail ?? 'no serving model' };
+    };
+  } else {
+    const remote = new QueuePredictor({
+      connection: context.redis,
+      prefix: config.QUEUE_PREFIX,
+      uploadsDir: context.store.uploadsDir,
+      resolveModel,
+      timeoutMs: config.PREDICT_TIMEOUT_MS,
+      maxQueue: config.PREDICT_MAX_QUEUE,
+    });
+    predictor = remote;
+    // The API runs no model in this mode: the backend that matters is on the inference workers.
+    const inferenceQueue = new Queue(QUEUE_NAMES.inference, { connection: context.redis, prefix: config.QUEUE_PREFIX });
+    inferenceQueue.on('error', () => {});
+    closers.push(() => inferenceQueue.close());
+    metrics.setQueueCounter(async () => ({
+      [QUEUE_NAMES.training]: await context.queues.trainingQueue.getJobCounts(),
+      [QUEUE_NAMES.inference]: await inferenceQueue.getJobCounts(),
+    }));
+    const inferenceWorkers = async (): Promise<CheckResult> => {
+      const workers = await inferenceQueue.getWorkersCount();
+      return workers > 0 ? { ok: true, detail: `${workers} inference worker(s) connected` } : { ok: false, detail: 'no inference worker is connected' };
+    };
+    backendCheck = inferenceWorkers;
+    modelCheck = async () => {
+      const model = await models.verify('production');
+      return { ok: true, detail: `${model.id} (${model.architecture}, version ${model.version})` };
+    };
+  }
+  const readiness = new ReadinessService({ redis: () => redisCheck(context.redis), backend: backendCheck, model: modelCheck });
+  const trainingEvents = followTrainingProgress(context);
+  const app = await buildApp({
+    config,
+    logger: context.logger,
+    keys: options.keys,
+    metrics,
+    audit: context.audit,
+    readiness,
+    datasets: context.datasets,
+    experiments: context.experiments,
+    reports: context.reports,
+    models: context.models,
+    predictor,
+  });
+  return {
+    app,
+    readiness,
+    predictor,
+    backend,
+    close: async () => {
+      readiness.startDraining();
+      await app.close();
+      await predictor.close();
+      await trainingEvents.close();
+      for (const close of closers) await close();
+    },
+  };
+}
