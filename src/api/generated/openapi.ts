@@ -1225,6 +1225,14 @@ export interface operations {
                     "application/octet-stream": string;
                 };
             };
+            /** @description The ref was an alias; the Location names the file under the model's own id (whose files never change). */
+            307: {
+                headers: {
+                    Location: components["headers"]["Location"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             default: components["responses"]["Problem"];
         };
     };

@@ -18,7 +18,10 @@
  *
  * Registered with tfjs serialisation as {@link FastBatchNormalization.className}, distinct from
  * tfjs's `BatchNormalization`: import this module (any import of `src/ml/models` does) before
- * `tf.loadLayersModel`.
+ * `tf.loadLayersModel` of a topology naming it. Saved model files do not: `saveModel` writes this
+ * layer as the stock `BatchNormalization` (its config is a subset of the stock one, and the weights
+ * match by name and order) so any TensorFlow.js loads them, and `loadModel` maps it back here
+ * (src/ml/persist/portable-topology.ts). Training checkpoints keep this class name.
  * @module
  */
 import * as tf from '@tensorflow/tfjs';

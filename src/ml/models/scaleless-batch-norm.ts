@@ -1,7 +1,8 @@
 /**
  * `ScalelessBatchNormalization`: the class name under which InceptionV3's scale-less BN was first
  * saved. It is now {@link FastBatchNormalization} with `scale: false` (the architectures build that
- * class directly); this subclass only keeps the old name loadable and constructible.
+ * class directly); this subclass only keeps the old name loadable and constructible. `saveModel`
+ * writes it as the stock `BatchNormalization` with `scale: false`.
  * @module
  */
 import * as tf from '@tensorflow/tfjs';

@@ -1,6 +1,7 @@
 /**
  * Loads a model directory written by `saveModel`: validates `metadata.json`, checks the sha256 of
- * every file it lists, and rebuilds the LayersModel from `model.json` and its weight shards on disk.
+ * every file it lists, and rebuilds the LayersModel from `model.json` and its weight shards on disk,
+ * with the stock `BatchNormalization` layers of the file as the project's faster layer.
  * @module
  */
 import { createHash } from 'node:crypto';
@@ -11,7 +12,9 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { MlError, isMlError } from '../errors.ts';
 import { findOldCopy, isErrnoCode } from './atomic-dir.ts';
+import { isPlainFileName, parseModelJson } from './model-files.ts';
 import { METADATA_FILE, MODEL_JSON_FILE, parseMetadata, type ModelMetadata } from './model-metadata.ts';
+import { PROJECT_BN_CLASS, toProjectTopology } from './portable-topology.ts';
 
 export interface LoadModelOptions {
   /**
@@ -60,6 +63,12 @@ export async function loadModel(dir: string, options: LoadModelOptions = {}): Pr
   }
 
   const modelJson = parseModelJson((await readChecked(source, MODEL_JSON_FILE, hashes)).toString('utf8'), source);
+  await importModelLayers();
+  if (isRegisteredClass(PROJECT_BN_CLASS)) {
+    // Files name the stock BatchNormalization so any tfjs can load them; here it becomes our faster
+    // layer again, so a loaded model trains and predicts exactly like the one that was saved.
+    modelJson.modelTopology = toProjectTopology(modelJson.modelTopology);
+  }
   const shards = new Map<string, ArrayBuffer>();
   for (const name of modelJson.weightsManifest.flatMap((group) => group.paths)) {
     if (!isPlainFileName(name)) throw new MlError('MODEL_CORRUPT', `${source}: bad weight path "${name}" in ${MODEL_JSON_FILE}.`);
@@ -81,7 +90,6 @@ export async function loadModel(dir: string, options: LoadModelOptions = {}): Pr
       }),
   };
 
-  await importModelLayers();
   let model: tf.LayersModel;
   try {
     model = await tf.loadLayersModel(handler);
@@ -131,26 +139,6 @@ async function readModelFile(dir: string, name: string): Promise<Buffer> {
   }
 }
 
-function parseModelJson(text: string, where: string): tf.io.ModelJSON {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (cause) {
-    throw new MlError('MODEL_CORRUPT', `${where}: ${MODEL_JSON_FILE} is not valid JSON.`, { cause });
-  }
-  const json = value as Partial<tf.io.ModelJSON> | null;
-  const manifestOk =
-    Array.isArray(json?.weightsManifest) &&
-    json.weightsManifest.every((group) => Array.isArray(group?.paths) && Array.isArray(group?.weights));
-  if (json === null || typeof json !== 'object' || typeof json.modelTopology !== 'object' || !manifestOk) {
-    throw new MlError('MODEL_CORRUPT', `${where}: ${MODEL_JSON_FILE} lacks modelTopology or weightsManifest.`);
-  }
-  if (json.format !== undefined && json.format !== 'layers-model') {
-    throw new MlError('MODEL_CORRUPT', `${where}: ${MODEL_JSON_FILE} has format "${json.format}", expected "layers-model".`);
-  }
-  return json as tf.io.ModelJSON;
-}
-
 /** The metadata must describe the model it sits beside; a mismatch means files from two saves. */
 function checkAgainstMetadata(model: tf.LayersModel, metadata: ModelMetadata, where: string): void {
   const input = model.inputs[0]?.shape.slice(1) ?? [];
@@ -171,6 +159,11 @@ async function importModelLayers(): Promise<void> {
   if (existsSync(fileURLToPath(MODEL_LAYERS_MODULE))) await import(MODEL_LAYERS_MODULE.href);
 }
 
+/** True when tfjs serialisation knows `className` (registered by `tf.serialization.registerClass`). */
+function isRegisteredClass(className: string): boolean {
+  return tf.serialization.SerializationMap.getMap().classNameMap[className] !== undefined;
+}
+
 function describeLoadError(error: unknown): string {
   if (isMlError(error)) return error.message;
   const message = error instanceof Error ? error.message : String(error);
@@ -179,11 +172,6 @@ function describeLoadError(error: unknown): string {
     return `layer class ${unknownClass[1]} is not registered; import the module that registers it (tf.serialization.registerClass) before loading.`;
   }
   return message;
-}
-
-/** A bare file name: no directories, no `..`, so a tampered manifest cannot read outside the model. */
-function isPlainFileName(name: string): boolean {
-  return name !== '' && name !== '.' && name !== '..' && path.basename(name) === name && !name.includes('\\');
 }
 
 /** An ArrayBuffer holding exactly `bytes` (Node may hand out views into a larger pooled buffer). */

@@ -16,6 +16,7 @@ import {
   type ModelMetadata,
   type ModelMetadataInput,
 } from './model-metadata.ts';
+import { toPortableTopology } from './portable-topology.ts';
 import { DEFAULT_SHARD_BYTES, buildModelJson, buildWeightsManifest, splitIntoShards } from './weight-shards.ts';
 
 export interface SaveModelOptions {
@@ -73,7 +74,10 @@ export async function saveModel(
     throw new MlError('INVALID_ARGUMENT', 'The model produced no weight data to save.');
   }
   const shards = splitIntoShards(artifacts.weightData, options.shardBytes ?? DEFAULT_SHARD_BYTES);
-  const modelJson = buildModelJson(artifacts, buildWeightsManifest(shards, artifacts.weightSpecs));
+  // The project's BN layer is written as the stock BatchNormalization (same weights, same order), so
+  // plain `tf.loadLayersModel(url)` loads the files anywhere; loadModel maps it back.
+  const portable: tf.io.ModelArtifacts = { ...artifacts, modelTopology: toPortableTopology(artifacts.modelTopology) };
+  const modelJson = buildModelJson(portable, buildWeightsManifest(shards, artifacts.weightSpecs));
 
   const target = path.resolve(dir);
   let totalBytes = 0;
