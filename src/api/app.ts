@@ -106,7 +106,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
 
   registerOperations(app, {
     ...healthHandlers({ readiness: deps.readiness, metrics: { contentType: deps.metrics.contentType, render: () => deps.metrics.exposition() } }),
-    ...datasetHandlers({ datasets: deps.datasets }),
+    ...datasetHandlers({ datasets: deps.datasets, maxUploadBytes: config.DATASET_MAX_UPLOAD_BYTES }),
     ...experimentHandlers({ experiments: deps.experiments }),
     ...reportHandlers({ reports: deps.reports }),
     ...modelHandlers({ models: deps.models }),

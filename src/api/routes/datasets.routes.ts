@@ -8,7 +8,7 @@ import { AppError } from '../../infra/errors.ts';
 import type { OperationHandlers } from '../openapi/register-operations.ts';
 import type { DatasetsPort } from '../ports.ts';
 
-export function datasetHandlers(deps: { datasets: DatasetsPort }): Pick<OperationHandlers, 'listDatasets' | 'getDataset' | 'createDataset'> {
+export function datasetHandlers(deps: { datasets: DatasetsPort; maxUploadBytes: number }): Pick<OperationHandlers, 'listDatasets' | 'getDataset' | 'createDataset'> {
   return {
     listDatasets: async () => ({ datasets: await deps.datasets.list() }),
     getDataset: async (request) => deps.datasets.get((request.params as { datasetId: string }).datasetId),
@@ -16,7 +16,9 @@ export function datasetHandlers(deps: { datasets: DatasetsPort }): Pick<Operatio
       const { id } = request.query as { id?: string };
       let zip: Readable;
       if (request.isMultipart()) {
-        const file = await request.file();
+        // One byte over the limit, so the service's own count answers PAYLOAD_TOO_LARGE instead of the
+        // multipart parser silently truncating the archive.
+        const file = await request.file({ limits: { fileSize: deps.maxUploadBytes + 1, files: 1 } });
         if (!file || file.fieldname !== 'file') throw new AppError('VALIDATION_FAILED', 'send the zip in the multipart field "file"');
         zip = file.file;
       } else {

@@ -180,7 +180,7 @@ export function datasetHash(items: readonly Pick<DatasetItem, 'path' | 'sha256'>
 }
 
 /** Python's `sorted()` order for strings (code points), which Keras uses for class names. */
-function compareCodePoints(a: string, b: string): number {
+export function compareCodePoints(a: string, b: string): number {
   if (a === b) return 0;
   const ca = [...a];
   const cb = [...b];

@@ -29,7 +29,7 @@ import {
 } from '../data/index.ts';
 import { MlError } from '../errors.ts';
 import { classificationReport } from '../metrics/index.ts';
-import { buildModel, MIN_INPUT_SIZE, PREPROCESS_MODE, summarizeModel, type Architecture } from '../models/index.ts';
+import { ARCHITECTURES, buildModel, isArchitecture, MIN_INPUT_SIZE, PREPROCESS_MODE, summarizeModel, type Architecture } from '../models/index.ts';
 import { saveModel } from '../persist/index.ts';
 import { predictBatches, trainModel } from '../train/index.ts';
 import { writeJsonAtomic } from '../util/atomic-file.ts';
@@ -49,6 +49,17 @@ export type ExperimentConfig = ExperimentReport['config'];
 
 /** Fills in defaults and checks ranges, listing every problem at once. */
 export function resolveExperimentConfig(options: ExperimentOptions): ExperimentConfig {
+  const { config, problems } = checkExperimentConfig(options);
+  if (problems.length > 0) throw new MlError('INVALID_ARGUMENT', `invalid experiment options: ${problems.join('; ')}`);
+  return config;
+}
+
+/**
+ * {@link resolveExperimentConfig} without the throw: the config with defaults filled in and every
+ * problem found, one sentence each (empty when the options are valid). Unknown architecture names
+ * are problems too, since callers outside TypeScript (the HTTP API) can send any string.
+ */
+export function checkExperimentConfig(options: ExperimentOptions): { config: ExperimentConfig; problems: string[] } {
   const config: ExperimentConfig = {
     dataDir: path.resolve(options.dataDir),
     outDir: path.resolve(options.outDir),
@@ -78,11 +89,14 @@ export function resolveExperimentConfig(options: ExperimentOptions): ExperimentC
     if (!Number.isInteger(value) || value < 1) problems.push(`${name} must be a positive integer, got ${value}`);
   };
   if (config.architectures.length === 0) problems.push('at least one architecture is required');
+  for (const arch of config.architectures) {
+    if (!isArchitecture(arch)) problems.push(`unknown architecture ${JSON.stringify(arch)}; valid: ${ARCHITECTURES.join(', ')}`);
+  }
   positiveInt('imageSize', config.imageSize);
   positiveInt('epochs', config.epochs);
   positiveInt('batchSize', config.batchSize);
   if (config.microBatchSize !== undefined) positiveInt('microBatchSize', config.microBatchSize);
-  for (const arch of config.architectures) {
+  for (const arch of config.architectures.filter(isArchitecture)) {
     if (config.imageSize < MIN_INPUT_SIZE[arch]) problems.push(`${arch} needs imageSize >= ${MIN_INPUT_SIZE[arch]}, got ${config.imageSize}`);
   }
   if (config.learningRate !== null && !(config.learningRate > 0 && Number.isFinite(config.learningRate))) problems.push(`learningRate must be > 0, got ${config.learningRate}`);
@@ -94,8 +108,7 @@ export function resolveExperimentConfig(options: ExperimentOptions): ExperimentC
   if (config.valFraction + config.testFraction >= 1) problems.push('valFraction + testFraction must be below 1');
   if (!Number.isInteger(config.earlyStoppingPatience) || config.earlyStoppingPatience < 0) problems.push('earlyStoppingPatience must be an integer >= 0');
   if (!Number.isInteger(config.reduceLrPatience) || config.reduceLrPatience < 0) problems.push('reduceLrPatience must be an integer >= 0');
-  if (problems.length > 0) throw new MlError('INVALID_ARGUMENT', `invalid experiment options: ${problems.join('; ')}`);
-  return config;
+  return { config, problems };
 }
 
 /**
@@ -141,7 +154,10 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   };
   const results: ArchitectureResult[] = [];
   for (const [position, architecture] of config.architectures.entries()) {
-    const cached = await readCachedResult(config, index, architecture);
+    const cached = await readCachedResult(config, index, architecture, options.onlyCached === true);
+    if (cached === null && options.onlyCached === true) {
+      throw new MlError('MODEL_NOT_FOUND', `${architecture} has no finished result with these settings to report on (onlyCached)`);
+    }
     results.push(cached ?? (await trainArchitecture(context, architecture, position)));
   }
 
@@ -169,7 +185,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
     ranking,
     winner: ranking.winner,
   };
-  await writeJsonAtomic(path.join(config.outDir, 'report.json'), report);
+  if (options.writeReport !== false) await writeJsonAtomic(path.join(config.outDir, 'report.json'), report);
   return report;
 }
 
@@ -371,16 +387,28 @@ async function prepareCheckpointDir(checkpointDir: string, key: string): Promise
   }
 }
 
-/** The result of an earlier run with the same settings, when its model is still there. */
-async function readCachedResult(config: ExperimentConfig, index: DatasetIndex, architecture: Architecture): Promise<ArchitectureResult | null> {
+/**
+ * The result of an earlier run with the same settings, when its model is still there. With
+ * `anyBackend`, a result trained on another backend counts too (a GPU worker may train what a CPU
+ * worker reports on).
+ */
+async function readCachedResult(config: ExperimentConfig, index: DatasetIndex, architecture: Architecture, anyBackend: boolean): Promise<ArchitectureResult | null> {
   try {
     const saved = JSON.parse(await readFile(resultFile(config, architecture), 'utf8')) as { key: string; result: ArchitectureResult };
-    if (saved.key !== cacheKey(config, index, architecture)) return null;
+    const expected = cacheKey(config, index, architecture);
+    const matches = anyBackend ? withoutBackend(saved.key) === withoutBackend(expected) : saved.key === expected;
+    if (!matches) return null;
     await readFile(path.join(config.outDir, saved.result.modelDir, 'metadata.json'));
     return saved.result;
   } catch {
     return null;
   }
+}
+
+/** A cache key with its `backend` member dropped. */
+function withoutBackend(key: string): string {
+  const { backend: _backend, ...rest } = JSON.parse(key) as Record<string, unknown>;
+  return JSON.stringify(rest);
 }
 
 function mean(values: readonly number[]): number {

@@ -58,6 +58,17 @@ export interface ExperimentOptions {
   allowSmallImages?: boolean;
   /** tfjs backend: `auto` (default: `FRACTURE_BACKEND`, else auto), `tensorflow`, `wasm` or `cpu`. */
   backend?: string;
+  /**
+   * Write `report.json` into `outDir`. Default true. The service's per-architecture jobs share one
+   * `outDir` and set it false, so only the job that compares them all writes the report.
+   */
+  writeReport?: boolean;
+  /**
+   * Only report on architectures already trained into `outDir` (their `results/<arch>.json` and
+   * model): one without a result fails with `MODEL_NOT_FOUND` instead of being trained. Such a
+   * result is accepted whichever backend trained it. Default false.
+   */
+  onlyCached?: boolean;
   signal?: AbortSignal;
   onEvent?: (event: ExperimentEvent) => void;
 }
@@ -118,7 +129,7 @@ export interface ExperimentReport {
   schemaVersion: 1;
   createdAt: string;
   /** `learningRate` null: each architecture's default ({@link DEFAULT_LEARNING_RATE}). */
-  config: Required<Omit<ExperimentOptions, 'signal' | 'onEvent' | 'microBatchSize' | 'dropout' | 'backend' | 'learningRate'>> & {
+  config: Required<Omit<ExperimentOptions, 'signal' | 'onEvent' | 'microBatchSize' | 'dropout' | 'backend' | 'learningRate' | 'writeReport' | 'onlyCached'>> & {
     learningRate: number | null;
     microBatchSize?: number;
     dropout?: number;

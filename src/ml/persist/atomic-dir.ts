@@ -138,7 +138,7 @@ async function listSiblings(target: string): Promise<string[]> {
 }
 
 /** fsync of a directory makes its entries (new files, renames) durable; unsupported on some platforms. */
-async function fsyncPath(target: string): Promise<void> {
+export async function fsyncPath(target: string): Promise<void> {
   let handle;
   try {
     handle = await open(target, 'r');

@@ -17,4 +17,4 @@ export {
   type ModelMetadataInput,
 } from './model-metadata.ts';
 export { DEFAULT_SHARD_BYTES, shardFileName } from './weight-shards.ts';
-export { findOldCopy, writeDirAtomically, writeFileDurable } from './atomic-dir.ts';
+export { findOldCopy, fsyncPath, writeDirAtomically, writeFileDurable } from './atomic-dir.ts';

@@ -19,11 +19,11 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, readdir, rename, rm } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { MlError } from '../errors.ts';
-import { writeFileDurable } from '../persist/atomic-dir.ts';
+import { fsyncPath, writeFileDurable } from '../persist/atomic-dir.ts';
 import type { EarlyStoppingState, PlateauState } from './callbacks.ts';
 import type { EpochRecord, MonitoredMetric, OptimizerSpec } from './types.ts';
 import type { EncodedWeights } from './weights.ts';
@@ -92,19 +92,6 @@ export async function captureModel(model: tf.LayersModel): Promise<ModelArtifact
   return captured;
 }
 
-async function syncDirectory(dir: string): Promise<void> {
-  // Makes the renames durable; some platforms cannot open directories, which only weakens durability.
-  try {
-    const handle = await open(dir, 'r');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-  } catch {
-    /* best effort */
-  }
-}
 
 const bytes = (buffer: ArrayBuffer): Uint8Array => new Uint8Array(buffer);
 const epochDirName = (epoch: number): string => `epoch-${String(epoch).padStart(4, '0')}`;
@@ -137,7 +124,7 @@ export async function writeCheckpoint(
     }
     const state = { format: FORMAT, version: VERSION, savedAt: new Date().toISOString(), ...checkpoint.state };
     await writeFileDurable(path.join(tmp, 'state.json'), JSON.stringify(state, null, 1));
-    await syncDirectory(tmp);
+    await fsyncPath(tmp);
     // A leftover directory of the same epoch (from a crash after its rename) is never the one the
     // pointer names, since the pointer only ever moves forward past it.
     await rm(path.join(dir, finalName), { recursive: true, force: true });
@@ -145,7 +132,7 @@ export async function writeCheckpoint(
     const pointerTmp = path.join(dir, `.tmp-${POINTER}-${process.pid}-${randomBytes(4).toString('hex')}`);
     await writeFileDurable(pointerTmp, JSON.stringify({ format: FORMAT, version: VERSION, epoch: checkpoint.state.epoch, directory: finalName }));
     await rename(pointerTmp, path.join(dir, POINTER));
-    await syncDirectory(dir);
+    await fsyncPath(dir);
   } catch (error) {
     await rm(tmp, { recursive: true, force: true });
     throw error;

@@ -16,6 +16,7 @@ import type { SplitName } from '../../ml/data/types.ts';
 import { isMlError } from '../../ml/errors.ts';
 import { fracturePositiveClasses } from '../../ml/metrics/fracture-classes.ts';
 import type { DatasetClassView, DatasetProblemView, DatasetSplitCountsView, DatasetSummaryView } from './dataset.types.ts';
+import { compareCodePoints } from '../../ml/data/scan.ts';
 
 /** One entry below a dataset folder. */
 export interface FolderEntry {
@@ -221,14 +222,4 @@ function splitOfFolder(name: string): SplitName | undefined {
   return undefined;
 }
 
-/** Python's `sorted()` order for strings (code points), the order class indices follow. */
-export function compareCodePoints(a: string, b: string): number {
-  if (a === b) return 0;
-  const ca = [...a];
-  const cb = [...b];
-  for (let i = 0; i < Math.min(ca.length, cb.length); i++) {
-    const d = (ca[i] as string).codePointAt(0)! - (cb[i] as string).codePointAt(0)!;
-    if (d !== 0) return d;
-  }
-  return ca.length - cb.length;
-}
+export { compareCodePoints };

@@ -4,12 +4,13 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import { lstat, mkdir, readdir, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { isSafeId, type ArtifactStore } from '../../infra/artifact-store.ts';
 import type { Config } from '../../infra/config.ts';
 import { AppError } from '../../infra/errors.ts';
+import { pathExists } from '../../infra/fs.ts';
 import { scanDataset } from '../../ml/data/scan.ts';
 import { isMlError } from '../../ml/errors.ts';
 import { computeFindings, scanProblem } from './dataset-findings.ts';
@@ -175,7 +176,7 @@ export class DatasetService {
     }
     const id = requestedId ?? newDatasetId();
     const dest = this.#store.datasetDir(id);
-    if (await exists(dest)) throw new AppError('DATASET_EXISTS', `a dataset with the id "${id}" exists`);
+    if (await pathExists(dest)) throw new AppError('DATASET_EXISTS', `a dataset with the id "${id}" exists`);
 
     let zipFile: string;
     let upload: string | undefined;
@@ -260,12 +261,3 @@ function notFound(id: string): AppError {
   return new AppError('DATASET_NOT_FOUND', isSafeId(id) ? `no dataset with the id "${id}"` : 'no such dataset');
 }
 
-async function exists(file: string): Promise<boolean> {
-  try {
-    await lstat(file);
-    return true;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw error;
-  }
-}

@@ -3,6 +3,7 @@
  * (its directory is at the end) and a limit checked only afterwards would let a client fill the disk.
  * @module
  */
+import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
@@ -30,17 +31,18 @@ export async function receiveUpload(source: Readable, file: string, maxBytes: nu
     },
   });
   const out = createWriteStream(file, { flags: 'wx', mode: 0o600 });
-  let created = false;
-  out.once('open', () => {
-    created = true;
-  });
   try {
     await pipeline(source, limiter, out);
     return bytes;
   } catch (error) {
-    // Only a file this call created is removed: with 'wx', an existing one is someone else's.
-    if (created) await rm(file, { force: true });
     const code = (error as NodeJS.ErrnoException).code;
+    // Only a file this call created is removed: with 'wx', an existing one (EEXIST) is someone
+    // else's. The stream may still be opening when the limit trips: wait for it to close first,
+    // or the file would appear after the removal.
+    if (code !== 'EEXIST') {
+      if (!out.closed) await once(out, 'close').catch(() => undefined);
+      await rm(file, { force: true });
+    }
     if (code === 'ENOSPC' || code === 'EDQUOT') throw new AppError('INSUFFICIENT_STORAGE', 'not enough disk space for the upload', { cause: error });
     throw error;
   }

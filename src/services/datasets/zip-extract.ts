@@ -17,7 +17,7 @@
  * @module
  */
 import { createWriteStream } from 'node:fs';
-import { lstat, mkdir, mkdtemp, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -25,6 +25,7 @@ import { crc32 } from 'node:zlib';
 import yauzl from 'yauzl';
 import type { Entry, ZipFile } from 'yauzl';
 import { AppError } from '../../infra/errors.ts';
+import { pathExists } from '../../infra/fs.ts';
 import { hasImageExtension } from '../../ml/data/image-format.ts';
 import { DATASET_CONFIG_FILE, SPLIT_FOLDER_ALIASES } from '../../ml/data/scan.ts';
 
@@ -433,15 +434,6 @@ function isErrno(error: unknown): boolean {
   return typeof (error as NodeJS.ErrnoException | undefined)?.syscall === 'string';
 }
 
-async function pathExists(file: string): Promise<boolean> {
-  try {
-    await lstat(file);
-    return true;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw error;
-  }
-}
 
 function assertLimits(limits: ZipLimits): void {
   for (const key of ['maxEntries', 'maxBytes', 'maxRatio'] as const) {

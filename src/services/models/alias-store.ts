@@ -8,7 +8,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { isSafeId, type ArtifactStore } from '../../infra/artifact-store.ts';
 import { AppError } from '../../infra/errors.ts';
-import { withFileLock, type FileLockOptions } from './file-lock.ts';
+import { withFileLock, type FileLockOptions } from '../../infra/file-lock.ts';
 import { ALIAS_PATTERN } from './model.types.ts';
 
 /** Alias name to model id. */

@@ -4,7 +4,6 @@
  */
 export { ModelRegistry, versionOf, type ModelRegistryOptions, type RegisterOptions } from './model-registry.ts';
 export { AliasStore, type AliasMap } from './alias-store.ts';
-export { LockTimeoutError, withFileLock, type FileLockOptions } from './file-lock.ts';
 export { linkOrCopy } from './link-files.ts';
 export {
   ALIAS_PATTERN,

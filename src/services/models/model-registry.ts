@@ -9,7 +9,7 @@
  * @module
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { LRUCache } from 'lru-cache';
 import { isSafeId, type ArtifactStore } from '../../infra/artifact-store.ts';
@@ -20,6 +20,7 @@ import { isArchitecture, type Architecture } from '../../ml/models/index.ts';
 import {
   METADATA_FILE,
   MODEL_JSON_FILE,
+  fsyncPath,
   isPlainFileName,
   parseMetadata,
   parseModelJson,
@@ -29,7 +30,7 @@ import {
   type ModelMetadata,
 } from '../../ml/persist/index.ts';
 import { AliasStore, type AliasMap } from './alias-store.ts';
-import type { FileLockOptions } from './file-lock.ts';
+import type { FileLockOptions } from '../../infra/file-lock.ts';
 import { linkOrCopy } from './link-files.ts';
 import {
   ALIAS_PATTERN,
@@ -261,7 +262,7 @@ export class ModelRegistry {
         await linkOrCopy(path.join(source, name), path.join(temp, name));
       }
       await writeFileDurable(path.join(temp, REGISTRY_FILE), `${JSON.stringify(record, null, 2)}\n`);
-      await syncDir(temp);
+      await fsyncPath(temp);
       // Not writeDirAtomically: that swaps out an existing directory, and a registered model must
       // never change under a reader. rename(2) onto a non-empty directory fails, so of two processes
       // registering the same experiment at once, the second finds the first's complete model.
@@ -272,7 +273,7 @@ export class ModelRegistry {
         if ((code === 'ENOTEMPTY' || code === 'EEXIST') && (await this.#alreadyRegistered(target, record))) return;
         throw error;
       }
-      await syncDir(this.#store.modelsDir);
+      await fsyncPath(this.#store.modelsDir);
     } finally {
       await rm(temp, { recursive: true, force: true });
     }
@@ -464,19 +465,6 @@ async function readJsonFile(file: string): Promise<Partial<RegistryRecord> | nul
   }
 }
 
-/** fsync of a directory makes renames and new entries durable; some platforms cannot, which only weakens durability. */
-async function syncDir(dir: string): Promise<void> {
-  try {
-    const handle = await open(dir, 'r');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-  } catch {
-    /* best effort */
-  }
-}
 
 function ignoreMissing(error: unknown): null {
   const code = errnoCode(error);

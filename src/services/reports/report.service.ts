@@ -6,7 +6,7 @@
  */
 import { stat } from 'node:fs/promises';
 import { LRUCache } from 'lru-cache';
-import type { ArtifactStore } from '../../infra/artifact-store.ts';
+import { isSafeId, type ArtifactStore } from '../../infra/artifact-store.ts';
 import { AppError } from '../../infra/errors.ts';
 import type { ExperimentReport } from '../../ml/experiment/index.ts';
 import { modelIdFor } from '../models/model.types.ts';
@@ -79,6 +79,8 @@ export class ReportService {
 
   /** Builds (or reuses) a rendering of the current report file. */
   async #cached<T>(experimentId: string, kind: string, build: (view: ReportView) => Promise<T>): Promise<T> {
+    // The spec's id pattern allows `a..b`, which can never name a folder: no such experiment.
+    if (!isSafeId(experimentId)) throw new AppError('REPORT_NOT_FOUND', 'no such experiment');
     const file = this.#store.reportFile(experimentId);
     const version = await stat(file).then(
       (info) => `${info.mtimeMs}:${info.size}`,

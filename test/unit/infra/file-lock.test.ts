@@ -11,7 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
-import { LockTimeoutError, withFileLock } from '../../../src/services/models/index.ts';
+import { LockTimeoutError, withFileLock } from '../../../src/infra/file-lock.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 let root: string;
@@ -60,7 +60,7 @@ describe('withFileLock', () => {
   it('takes over at once from a holder of this host that was killed while holding the lock', async () => {
     const lock = lockPath();
     const script = `
-      import { withFileLock } from './src/services/models/file-lock.ts';
+      import { withFileLock } from './src/infra/file-lock.ts';
       await withFileLock(${JSON.stringify(lock)}, async () => {
         console.log('locked');
         await new Promise(() => setInterval(() => {}, 1000));
