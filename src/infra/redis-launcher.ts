@@ -28,6 +28,8 @@ export interface FindRedisOptions {
   redisServer?: string;
   /** How long to wait for each answer. Default 1000 ms. */
   timeoutMs?: number;
+  /** Where to look before starting one. Default redis://127.0.0.1:6379 (tests point it elsewhere). */
+  defaultUrl?: string;
 }
 
 /** A free TCP port on 127.0.0.1, chosen by the kernel. */
@@ -78,7 +80,8 @@ export async function findOrStartRedis(options: FindRedisOptions): Promise<Found
     if (await pingRedis(options.configuredUrl, timeoutMs)) return { url: options.configuredUrl, source: 'REDIS_URL', stop: noop };
     throw new AppError('REDIS_UNAVAILABLE', 'REDIS_URL is set but Redis does not answer there; start it, or unset REDIS_URL to let `start` find or start one');
   }
-  if (await pingRedis(DEFAULT_REDIS_URL, timeoutMs)) return { url: DEFAULT_REDIS_URL, source: 'default port', stop: noop };
+  const defaultUrl = options.defaultUrl ?? DEFAULT_REDIS_URL;
+  if (await pingRedis(defaultUrl, timeoutMs)) return { url: defaultUrl, source: 'default port', stop: noop };
   let started: { url: string; process: ChildProcess };
   try {
     started = await startRedisServer(options.dataDir, options.redisServer);
