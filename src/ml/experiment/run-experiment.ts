@@ -28,7 +28,7 @@ import {
   type ImageOptions,
 } from '../data/index.ts';
 import { MlError } from '../errors.ts';
-import { classificationReport } from '../metrics/index.ts';
+import { classificationReport, rocCurves } from '../metrics/index.ts';
 import { ARCHITECTURES, buildModel, isArchitecture, MIN_INPUT_SIZE, PREPROCESS_MODE, summarizeModel, type Architecture } from '../models/index.ts';
 import { saveModel } from '../persist/index.ts';
 import { predictBatches, trainModel } from '../train/index.ts';
@@ -273,6 +273,7 @@ async function trainArchitecture(context: ArchitectureContext, architecture: Arc
       yProb: predictions.yProb,
       positiveClasses: index.positiveClasses,
     });
+    const curves = rocCurves(index.classNames, predictions.yTrue, predictions.yProb, index.positiveClasses);
     const inferenceMsPerImage = measureLatencyMs(model, [config.imageSize, config.imageSize, config.channels]);
 
     const modelDir = path.join('models', architecture);
@@ -300,6 +301,7 @@ async function trainArchitecture(context: ArchitectureContext, architecture: Arc
       modelBytes: saved.totalBytes,
       modelDir,
       microBatchSize: training.microBatchSize,
+      rocCurves: curves,
     };
     await writeJsonAtomic(resultFile(config, architecture), { key: cacheKey(config, index, architecture), result });
     await rm(checkpointDir, { recursive: true, force: true });

@@ -4,7 +4,7 @@
  * @module
  */
 import type { BackendInfo } from '../backend/select-backend.ts';
-import type { ClassificationReport } from '../metrics/index.ts';
+import type { ClassificationReport, RocCurves } from '../metrics/index.ts';
 import type { Architecture } from '../models/index.ts';
 import type { EpochRecord, TrainProgressEvent } from '../train/index.ts';
 import type { Ranking, RankMetric } from './ranking.ts';
@@ -109,6 +109,8 @@ export interface ArchitectureResult {
   modelDir: string;
   /** Samples per forward/backward pass actually used (smaller than the batch after an out-of-memory fallback). */
   microBatchSize: number;
+  /** ROC curves on the test split, for the report's charts (absent in reports written before them). */
+  rocCurves?: RocCurves;
 }
 
 /** The dataset as the experiment saw it. */

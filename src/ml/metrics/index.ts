@@ -12,6 +12,7 @@ export type {
   ProbabilityMatrix,
 } from './types.ts';
 export { classificationReport } from './report.ts';
+export { rocCurves, type RocCurves } from './roc-curves.ts';
 export { formatClassificationReport, formatFixed, type FormatOptions } from './format.ts';
 export { classNameTokens, fracturePositiveClasses, isFractureClassName } from './fracture-classes.ts';
 export { confusionMatrix } from './confusion.ts';

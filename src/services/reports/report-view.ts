@@ -426,8 +426,9 @@ function curveView(curve: RocCurve): RocCurveView {
 }
 
 function rocView(result: ArchitectureResult, classNames: readonly string[]): RocView | null {
-  // The engine's type has no curves yet: read them defensively, since report.json may predate them.
-  const stored = (result as ArchitectureResult & { rocCurves?: unknown }).rocCurves;
+  // Read defensively: a report.json written before the engine stored curves has none, and the file
+  // is data from disk, not a value this process made.
+  const stored: unknown = result.rocCurves;
   if (typeof stored !== 'object' || stored === null) return null;
   const { binary, perClass } = stored as { binary?: unknown; perClass?: unknown };
   const byClass = typeof perClass === 'object' && perClass !== null ? (perClass as Record<string, unknown>) : {};

@@ -71,6 +71,13 @@ export function withRocCurves(report: ExperimentReport): ExperimentReport {
   return copy;
 }
 
+/** The real report as one written before the engine stored ROC curves. */
+export function withoutRocCurves(report: ExperimentReport): ExperimentReport {
+  const copy = clone(report);
+  for (const result of copy.results) delete result.rocCurves;
+  return copy;
+}
+
 const FOUR: readonly Architecture[] = ['cnn', 'vgg16', 'resnet50', 'inceptionv3'];
 
 /**
@@ -103,7 +110,9 @@ export function fourArchitectureVariant(report: ExperimentReport): ExperimentRep
       result.history = result.history.slice(0, 1).map(({ valLoss: _l, valAccuracy: _a, ...epoch }) => epoch);
       result.stoppedEarly = true;
     }
-    return i < 2 ? Object.assign(result, { rocCurves: storedRocCurves(TRICKY_CLASSES, false, i) }) : result;
+    if (i < 2) return Object.assign(result, { rocCurves: storedRocCurves(TRICKY_CLASSES, false, i) });
+    delete result.rocCurves;
+    return result;
   });
   copy.dataset.classNames = [...TRICKY_CLASSES];
   copy.dataset.positiveClasses = [];

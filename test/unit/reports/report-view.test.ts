@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { ExperimentReport } from '../../../src/ml/experiment/index.ts';
 import { toReportView, type ReportView } from '../../../src/services/reports/index.ts';
-import { allKeys, fourArchitectureVariant, makeRealReport, removeRealReport, TRICKY_CLASSES, withRocCurves, type RealReport } from './fixtures.ts';
+import { allKeys, fourArchitectureVariant, makeRealReport, removeRealReport, TRICKY_CLASSES, withoutRocCurves, withRocCurves, type RealReport } from './fixtures.ts';
 
 const CAMEL_CASE = /^[a-z][a-zA-Z0-9]*$/;
 
@@ -154,7 +154,8 @@ describe('toReportView', () => {
       assert.equal(curve.fpr.length, curve.thresholds.length);
     }
     assert.equal(third?.roc, null);
-    assert.equal(toReportView('exp-1', report).results[0]?.roc, null, 'the engine does not store curves yet');
+    assert.equal(toReportView('exp-1', withoutRocCurves(report)).results[0]?.roc, null, 'a report written before the engine stored curves');
+    assert.ok(toReportView('exp-1', report).results[0]?.roc?.binary, 'the engine stores the binary curve');
     assert.ok(toReportView('exp-1', withRocCurves(report)).results[0]?.roc?.binary);
   });
 
