@@ -11,7 +11,7 @@ import { registerPredictCommand } from './commands/predict.command.ts';
 import { registerDemoCommand } from './commands/demo.command.ts';
 import { registerSummaryCommand } from './commands/summary.command.ts';
 import { registerServeCommands } from './commands/serve.command.ts';
-import { ConfigError } from '../infra/config.ts';
+import { backendFromEnvironment, ConfigError } from '../infra/config.ts';
 import { AppError } from '../infra/errors.ts';
 import { evaluateModelOnFolder, type EvaluatedSubset } from '../ml/inference/index.ts';
 import { initBackend } from '../ml/backend/select-backend.ts';
@@ -37,7 +37,7 @@ export function createProgram(): Command {
   registerPredictCommand(program);
   registerEvaluateCommand(program, {
     evaluateModel: async (modelDir, dataDir) => {
-      await initBackend();
+      await initBackend(backendFromEnvironment());
       const evaluation = await evaluateModelOnFolder(modelDir, dataDir);
       process.stderr.write(`scored ${evaluation.yTrue.length} images: ${SUBSET_LABEL[evaluation.subset]}\n`);
       return evaluation;

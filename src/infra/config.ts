@@ -102,6 +102,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return Object.freeze({ ...parsed.data, DATA_DIR: path.resolve(parsed.data.DATA_DIR) });
 }
 
+/**
+ * `FRACTURE_BACKEND` alone, for the local commands (`train`, `predict`, ...), which must not fail
+ * because a service variable they do not use is bad.
+ * @throws ConfigError when FRACTURE_BACKEND itself is invalid.
+ */
+export function backendFromEnvironment(env: NodeJS.ProcessEnv = process.env): Config['FRACTURE_BACKEND'] {
+  const value = env.FRACTURE_BACKEND;
+  const parsed = ENV_SCHEMA.shape.FRACTURE_BACKEND.safeParse(value === '' ? undefined : value);
+  if (!parsed.success) throw new ConfigError([`FRACTURE_BACKEND: ${parsed.error.issues[0]?.message ?? 'invalid'}`]);
+  return parsed.data;
+}
+
 /** The names of every variable the service reads (for `.env.example` checks and docs). */
 export const CONFIG_VARIABLES: readonly string[] = Object.freeze(Object.keys(ENV_SCHEMA.shape));
 

@@ -9,6 +9,7 @@ import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { initBackend, describeBackend } from '../../ml/backend/select-backend.ts';
+import { backendFromEnvironment } from '../../infra/config.ts';
 import { runExperiment } from '../../ml/experiment/index.ts';
 import { classifyImages } from '../../ml/inference/index.ts';
 import { ARCHITECTURES, type Architecture } from '../../ml/models/index.ts';
@@ -72,7 +73,8 @@ export function registerDemoCommand(program: Command): void {
     .option('--backend <name>', 'auto, tensorflow, wasm or cpu (default: FRACTURE_BACKEND, else auto)')
     .action(async (options: DemoOptions) => {
       const out = (line: string) => process.stdout.write(`${line}\n`);
-      const backend = await initBackend(options.backend);
+      const backendName = options.backend ?? backendFromEnvironment();
+      const backend = await initBackend(backendName);
       out(`backend: ${describeBackend(backend)}`);
       const datasetsDir = path.resolve(options.dataDir, 'datasets');
       let dataDir = await findDataset(datasetsDir);
@@ -99,7 +101,7 @@ export function registerDemoCommand(program: Command): void {
         batchSize: 16,
         seed: 42,
         earlyStoppingPatience: 0,
-        ...(options.backend === undefined ? {} : { backend: options.backend }),
+        backend: backendName,
         onEvent: (event) => view.onEvent(event),
       }).finally(() => view.stop());
       out(`\n${formatExperimentSummary(report)}\n`);

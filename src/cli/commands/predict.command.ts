@@ -7,6 +7,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { initBackend } from '../../ml/backend/select-backend.ts';
+import { backendFromEnvironment } from '../../infra/config.ts';
 import { classifyImages, explainImage, type ImagePrediction } from '../../ml/inference/index.ts';
 import { loadModel } from '../../ml/persist/index.ts';
 
@@ -43,7 +44,7 @@ export function registerPredictCommand(program: Command): void {
     .option('--backend <name>', 'auto, tensorflow, wasm or cpu (default: FRACTURE_BACKEND, else auto)')
     .option('--json', 'print JSON')
     .action(async (images: string[], options: PredictCommandOptions) => {
-      await initBackend(options.backend);
+      await initBackend(options.backend ?? backendFromEnvironment());
       const loaded = await loadModel(options.model);
       try {
         const predictions = await classifyImages(loaded, images);

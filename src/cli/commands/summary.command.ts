@@ -18,6 +18,7 @@ import {
   type InputShape,
 } from '../../ml/models/index.ts';
 import { initBackend } from '../../ml/backend/select-backend.ts';
+import { backendFromEnvironment } from '../../infra/config.ts';
 
 interface SummaryCommandOptions {
   arch: Architecture;
@@ -62,7 +63,7 @@ export function registerSummaryCommand(program: Command): void {
     .option('--include-top', 'the original Keras top instead of pooling + dropout + softmax')
     .option('--json', 'print JSON instead of a table')
     .action(async (options: SummaryCommandOptions) => {
-      await initBackend();
+      await initBackend(backendFromEnvironment());
       const model = buildModel({
         architecture: options.arch,
         inputShape: options.input ?? DEFAULT_INPUT_SHAPE[options.arch],

@@ -16,6 +16,7 @@ import { formatClassificationReport } from '../../ml/metrics/index.ts';
 import { ARCHITECTURES, type Architecture } from '../../ml/models/index.ts';
 import { finiteNumber, integer, listOf, oneOf, positiveInteger } from '../parsers.ts';
 import { createProgressView } from '../progress/training-progress.ts';
+import { backendFromEnvironment } from '../../infra/config.ts';
 
 interface TrainCommandOptions {
   data: string;
@@ -115,7 +116,7 @@ export function registerTrainCommand(program: Command): void {
           resize: options.resize,
           allowSmallImages: options.allowSmallImages === true,
           ...(options.microBatchSize === undefined ? {} : { microBatchSize: options.microBatchSize }),
-          ...(options.backend === undefined ? {} : { backend: options.backend }),
+          backend: options.backend ?? backendFromEnvironment(),
           onEvent: (event) => view.onEvent(event),
         });
       } finally {

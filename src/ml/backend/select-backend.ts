@@ -51,14 +51,15 @@ const cache = new Map<BackendRequest, Promise<BackendInfo>>();
 /**
  * Starts the requested backend and makes it tfjs's active backend. Idempotent per request: a second
  * call returns the same info object (re-activating that backend if something switched away since).
- * @param requested `auto` (default: `FRACTURE_BACKEND`, else `auto`), or one backend by name.
+ * @param requested `auto` (the default), or one backend by name. Callers pass `FRACTURE_BACKEND`
+ *   from the configuration (src/infra/config.ts): the engine reads no environment itself.
  * @throws MlError('INVALID_ARGUMENT') for an unknown value, listing the valid ones.
  * @throws MlError('BACKEND_UNAVAILABLE') when an explicitly requested backend cannot start.
  * @example
  * const info = await initBackend();
  * logger.info(describeBackend(info)); // "wasm (XNNPACK, SIMD, 1 thread); tried: tfjs-node-gpu (not installed), ..."
  */
-export async function initBackend(requested: string = process.env.FRACTURE_BACKEND ?? 'auto'): Promise<BackendInfo> {
+export async function initBackend(requested = 'auto'): Promise<BackendInfo> {
   const request = parseBackendRequest(requested);
   let pending = cache.get(request);
   if (pending === undefined) {
