@@ -115,6 +115,17 @@ describe('API contract', () => {
     assert.equal(page.statusCode, 200);
     assert.equal(page.json().info.title, 'fracture-service');
     assert.ok(page.json().paths['/v1/predict']);
+    const ui = await app.inject({ method: 'GET', url: '/docs/' });
+    assert.equal(ui.statusCode, 200);
+    assert.match(ui.body, /swagger-ui/i);
+    // The UI's scripts come from the package, not a CDN (hospital networks are often closed).
+    const scripts = [...ui.body.matchAll(/<script[^>]+src="([^"]+)"/g)].map((match) => match[1] as string);
+    assert.ok(scripts.length > 0);
+    for (const src of scripts) {
+      assert.doesNotMatch(src, /^https?:/);
+      const asset = await app.inject({ method: 'GET', url: new URL(src, 'http://x/docs/').pathname });
+      assert.equal(asset.statusCode, 200, src);
+    }
   });
 
   it('keeps health, readiness and metrics open, and answers readiness 503 when the model is not warm', async () => {
