@@ -101,7 +101,9 @@ export async function findOrStartRedis(options: FindRedisOptions): Promise<Found
       const exited = new Promise((resolve) => child.once('exit', resolve));
       // SIGTERM makes Redis flush its append-only file before it exits.
       child.kill('SIGTERM');
-      await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5_000))]);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([exited, new Promise((resolve) => (timer = setTimeout(resolve, 5_000)))]);
+      clearTimeout(timer);
       if (child.exitCode === null) child.kill('SIGKILL');
     },
   };

@@ -4,6 +4,7 @@
  * machine). They wire configuration, infrastructure and shutdown, and nothing else (STYLE rule 3).
  * @module
  */
+import { rm } from 'node:fs/promises';
 import { ConfigError, type Config } from '../infra/config.ts';
 import { parseApiKeys, loadOrCreateStoredKeys, type ApiKey } from '../infra/api-keys.ts';
 import { ArtifactStore } from '../infra/artifact-store.ts';
@@ -18,6 +19,12 @@ import { createInferenceProcessor } from '../workers/inference.processor.ts';
 import { startWorkers } from '../workers/run-workers.ts';
 import { installGracefulShutdown } from './graceful-shutdown.ts';
 import { createApiRuntime, createServiceContext } from './service-context.ts';
+
+/** A listen failure on a taken port, as the configuration error it is. */
+function portInUse(error: unknown, config: Config): ConfigError | null {
+  if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') return null;
+  return new ConfigError([`PORT: ${config.PORT} is in use on ${config.HOST}; stop what listens there or choose another PORT`]);
+}
 
 /** Where the API listens, as printed for people. */
 function baseUrl(config: Config, port: number): string {
@@ -35,7 +42,13 @@ export async function runApi(config: Config): Promise<void> {
   const logger = createLogger({ level: config.LOG_LEVEL, name: 'api' });
   const context = createServiceContext(config, { logger });
   const runtime = await createApiRuntime(context, { keys, mode: 'queue' });
-  await runtime.app.listen({ port: config.PORT, host: config.HOST });
+  try {
+    await runtime.app.listen({ port: config.PORT, host: config.HOST });
+  } catch (error) {
+    await runtime.close().catch(() => undefined);
+    await context.close().catch(() => undefined);
+    throw portInUse(error, config) ?? error;
+  }
   installGracefulShutdown({
     logger,
     timeoutMs: config.SHUTDOWN_TIMEOUT_MS,
@@ -112,12 +125,30 @@ export async function runStart(config: Config, print: (line: string) => void = (
     keys = [...stored.keys];
     createdAdminKey = stored.createdSecret;
   }
-  const context = createServiceContext(config, { logger, redisUrl: redis.url });
-  const runtime = await createApiRuntime(context, { keys, mode: 'in-process' });
-  const workers = startWorkers({ config, queues: [QUEUE_NAMES.training], redisUrl: redis.url, logger });
-  await workers.ready();
-  if (runtime.predictor instanceof LocalPredictor) await runtime.predictor.warmUp().catch(() => undefined);
-  const address = await runtime.app.listen({ port: config.PORT, host: config.HOST });
+  // Until the API listens, a failure must undo what this start made: a key nobody saw would
+  // lock the operator out (the next start finds it "created earlier"), and a Redis it launched
+  // would outlive it.
+  const started: { close: () => Promise<void> }[] = [];
+  let address: string;
+  let runtime: Awaited<ReturnType<typeof createApiRuntime>>;
+  let workers: ReturnType<typeof startWorkers>;
+  let context: ReturnType<typeof createServiceContext>;
+  try {
+    context = createServiceContext(config, { logger, redisUrl: redis.url });
+    started.push(context);
+    runtime = await createApiRuntime(context, { keys, mode: 'in-process' });
+    started.unshift(runtime);
+    workers = startWorkers({ config, queues: [QUEUE_NAMES.training], redisUrl: redis.url, logger });
+    started.unshift(workers);
+    await workers.ready();
+    if (runtime.predictor instanceof LocalPredictor) await runtime.predictor.warmUp().catch(() => undefined);
+    address = await runtime.app.listen({ port: config.PORT, host: config.HOST });
+  } catch (error) {
+    for (const part of started) await part.close().catch(() => undefined);
+    if (createdAdminKey) await rm(store.apiKeysFile, { force: true });
+    await redis.stop();
+    throw portInUse(error, config) ?? error;
+  }
   const port = Number(new URL(address).port);
   installGracefulShutdown({
     logger,

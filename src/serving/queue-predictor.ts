@@ -139,6 +139,8 @@ export class QueuePredictor implements Predictor {
           await job.remove().catch(() => undefined);
           throw new AppError('PREDICTION_TIMEOUT', `no inference worker answered within ${this.#options.timeoutMs} ms; retry later`, {
             cause: error,
+            // A worker may be restarting: a retry after the timeout itself is a fair first guess.
+            headers: { 'Retry-After': String(Math.max(1, Math.ceil(this.#options.timeoutMs / 1000))) },
           });
         }
         // The job failed in the worker with an unexpected error; its message is for the log only.
