@@ -12,9 +12,12 @@ import fastifyMultipart from '@fastify/multipart';
 import { fastifySSE as fastifySse } from '@fastify/sse';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
+import { Ajv } from 'ajv';
+import addFormats from 'ajv-formats';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { ApiKey } from '../infra/api-keys.ts';
+import { AppError } from '../infra/errors.ts';
 import type { Config } from '../infra/config.ts';
 import { fastifyLoggerOptions } from '../infra/logger.ts';
 import type { Metrics } from '../infra/metrics.ts';
@@ -59,6 +62,13 @@ declare module 'fastify' {
 /** Media types of a raw dataset upload; the body reaches the handler as a stream. */
 const ZIP_MEDIA_TYPES = ['application/zip', 'application/x-zip-compressed'];
 
+/** An Ajv instance for request validation (draft-07, the subset openapi.yaml keeps to). */
+function schemaValidator(coerceTypes: boolean): Ajv {
+  const ajv = new Ajv({ removeAdditional: false, useDefaults: true, allErrors: true, strict: false, coerceTypes: coerceTypes ? 'array' : false });
+  addFormats.default(ajv);
+  return ajv;
+}
+
 /** Builds the API. The caller owns the returned instance: `close()` it when done. */
 export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> {
   const { config } = deps;
@@ -66,15 +76,29 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     ...fastifyLoggerOptions(deps.logger),
     // Request ids in logs and problem documents; a client's own X-Request-Id is not trusted.
     genReqId: () => crypto.randomUUID(),
-    ajv: {
-      // Unknown members are refused (a typo must not be silently dropped); query strings are coerced.
-      customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: true },
-    },
-    // New requests during a graceful shutdown get 503 while in-flight ones finish.
-    return503OnClosing: true,
+    // Requests that arrive during a graceful shutdown are answered by the hook below (a problem
+    // document with a code and Retry-After) rather than Fastify's fixed 503 body.
+    return503OnClosing: false,
     forceCloseConnections: 'idle',
   });
   installProblemHandler(app);
+  // Query strings and path parameters are text, so their values are coerced to the schema's types;
+  // JSON bodies are not: `"epochs": "3"` is a client bug to report, not to guess about. Unknown
+  // members are refused everywhere (a typo must not be silently dropped).
+  const validators = { coercing: schemaValidator(true), strict: schemaValidator(false) };
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? validators.strict : validators.coercing).compile(schema));
+  // Graceful shutdown: in-flight requests finish; new ones (e.g. on kept-alive connections) get 503.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onRequest', async () => {
+    if (closing) {
+      throw new AppError('SHUTTING_DOWN', 'this instance is shutting down; retry, another one will answer', {
+        headers: { 'Retry-After': '5', Connection: 'close' },
+      });
+    }
+  });
   // Every route as registered, so a test can prove each one implements an operation of the spec.
   const routeTable: { method: string; url: string; operationId: string | undefined }[] = [];
   app.decorate('routeTable', routeTable);

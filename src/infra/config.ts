@@ -53,6 +53,8 @@ export const ENV_SCHEMA = z.object({
   DATASET_MAX_RATIO: integer(100, 1),
   /** Requests per minute per API key. */
   RATE_LIMIT_PER_MINUTE: integer(600, 1),
+  /** Port of a worker process's own `/metrics` (batch sizes of its inference batcher); 0: none. */
+  WORKER_METRICS_PORT: integer(9091, 0).refine((port) => port <= 65535, 'must be a port number (0-65535)'),
   /** Jobs a worker process runs at once, per queue. */
   TRAINING_CONCURRENCY: integer(1, 1),
   INFERENCE_CONCURRENCY: integer(32, 1),

@@ -18,6 +18,8 @@ import { ModelRegistry } from '../services/models/model-registry.ts';
 import { createInferenceProcessor } from '../workers/inference.processor.ts';
 import { startWorkers } from '../workers/run-workers.ts';
 import { installGracefulShutdown } from './graceful-shutdown.ts';
+import { startMetricsServer } from './metrics-server.ts';
+import { createMetrics } from '../infra/metrics.ts';
 import { createApiRuntime, createServiceContext } from './service-context.ts';
 
 /** A listen failure on a taken port, as the configuration error it is. */
@@ -64,6 +66,7 @@ export async function runWorker(config: Config, options: { queues?: readonly Que
   const logger = createLogger({ level: config.LOG_LEVEL, name: 'worker' });
   const queues = options.queues ?? ALL_QUEUES;
   const store = new ArtifactStore(config.DATA_DIR);
+  const metrics = createMetrics();
   let predictor: LocalPredictor | undefined;
   if (queues.includes(QUEUE_NAMES.inference)) {
     await initBackend(config.FRACTURE_BACKEND);
@@ -76,6 +79,10 @@ export async function runWorker(config: Config, options: { queues?: readonly Que
       maxQueue: config.PREDICT_MAX_QUEUE,
       maxModels: config.MODEL_CACHE_SIZE,
       maxPixels: config.IMAGE_MAX_PIXELS,
+      onBatch: (size, seconds) => {
+        metrics.predictBatchSize.observe(size);
+        metrics.predictBatchDuration.observe(seconds);
+      },
     });
     // Warm the serving model before taking jobs; without one yet, the first prediction loads it.
     await predictor.warmUp().catch((error: unknown) => logger.warn({ code: (error as { code?: string }).code }, 'no serving model to warm up yet'));
@@ -88,13 +95,15 @@ export async function runWorker(config: Config, options: { queues?: readonly Que
     logger,
   });
   await running.ready();
-  logger.info({ queues, pid: process.pid }, 'worker ready');
+  const metricsServer = config.WORKER_METRICS_PORT > 0 ? await startMetricsServer(metrics, config.WORKER_METRICS_PORT, config.HOST) : null;
+  logger.info({ queues, pid: process.pid, metricsPort: metricsServer?.port ?? null }, 'worker ready');
   installGracefulShutdown({
     logger,
     timeoutMs: config.SHUTDOWN_TIMEOUT_MS,
     steps: [
       { name: 'workers', close: () => running.close() },
       ...(predictor ? [{ name: 'predictor', close: () => (predictor as LocalPredictor).close() }] : []),
+      ...(metricsServer ? [{ name: 'metrics', close: () => metricsServer.close() }] : []),
     ],
   });
 }

@@ -21,6 +21,7 @@ import { DatasetService, datasetLimitsFromConfig } from '../services/datasets/in
 import { createExperimentQueues, type ExperimentQueues } from '../services/experiments/experiment-queues.ts';
 import { ExperimentService } from '../services/experiments/experiment.service.ts';
 import { ModelRegistry } from '../services/models/model-registry.ts';
+import { DEFAULT_ALIAS } from '../services/models/model.types.ts';
 import { ReadinessService, type CheckResult } from '../services/readiness/readiness.service.ts';
 import { ReportService } from '../services/reports/report.service.ts';
 import { LocalPredictor } from '../serving/predictor.ts';
@@ -197,8 +198,16 @@ export async function createApiRuntime(context: ServiceContext, options: { keys:
       return workers > 0 ? { ok: true, detail: `${workers} inference worker(s) connected` } : { ok: false, detail: 'no inference worker is connected' };
     };
     backendCheck = inferenceWorkers;
+    // Hashing every file of a large model takes longer than a probe may: verify each model version
+    // once (a verification that outlives a probe's timeout still completes and counts).
+    let verified: string | null = null;
     modelCheck = async () => {
-      const model = await models.verify('production');
+      const model = await models.resolve(DEFAULT_ALIAS);
+      const key = `${model.id}@${model.version}`;
+      if (verified !== key) {
+        await models.verify(model.id);
+        verified = key;
+      }
       return { ok: true, detail: `${model.id} (${model.architecture}, version ${model.version})` };
     };
   }

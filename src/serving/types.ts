@@ -5,12 +5,13 @@
  * through the `inference` queue).
  * @module
  */
+import { DEFAULT_ALIAS } from '../services/models/model.types.ts';
 
 /** Carried by every prediction response (DESIGN section 7). */
 export const PREDICTION_NOTICE = 'For research use only. Not for use in diagnostic procedures.' as const;
 
 /** The model alias `/v1/predict` uses when the request names none. */
-export const DEFAULT_MODEL_REF = 'production';
+export const DEFAULT_MODEL_REF = DEFAULT_ALIAS;
 
 /** A model reference resolved by the model registry. */
 export interface ResolvedModel {

@@ -20,12 +20,9 @@ import type { CompareJob } from '../infra/queues.ts';
 import { runExperiment } from '../ml/experiment/index.ts';
 import { isArchitecture, type Architecture } from '../ml/models/index.ts';
 import { engineOptions } from '../services/experiments/experiment-settings.ts';
-import { modelIdFor } from '../services/models/model.types.ts';
+import { DEFAULT_ALIAS, modelIdFor } from '../services/models/model.types.ts';
 import type { ExperimentError, ExperimentRecord, ExperimentWinner } from '../services/experiments/experiment.types.ts';
 import type { TrainingContext } from './training-context.ts';
-
-/** The alias a completed experiment's winner gets when no model holds it. */
-export const PRODUCTION_ALIAS = 'production';
 
 /** What a `compare` job returns (stored in Redis). */
 export interface CompareJobResult {
@@ -108,7 +105,7 @@ async function promoteWinner(
   const modelId = modelIds.find((id) => id === modelIdFor(record.id, winner.architecture));
   if (modelId === undefined) throw new Error(`the winner ${winner.architecture} of ${record.id} was not registered`);
   // A rerun after a crash finds the alias already given to this very model by the first run.
-  const promoted = (await context.registry.promoteIfUnset(PRODUCTION_ALIAS, modelId)) || (await context.registry.aliases())[PRODUCTION_ALIAS] === modelId;
+  const promoted = (await context.registry.promoteIfUnset(DEFAULT_ALIAS, modelId)) || (await context.registry.aliases())[DEFAULT_ALIAS] === modelId;
   return { architecture: winner.architecture, modelId, metric, score: winner.score, reason: winner.reason, promoted };
 }
 

@@ -44,6 +44,7 @@ describe('api + inference worker (compose topology)', { skip: SKIP_WITHOUT_XRAYS
 
   it('predicts through the inference queue, and answers 503 without a worker', async (t) => {
     const port = await freePort();
+    const metricsPort = await freePort();
     const secret = 'pacs-secret-0123456789abcdef';
     const shared = {
       DATA_DIR: dataDir,
@@ -53,7 +54,7 @@ describe('api + inference worker (compose topology)', { skip: SKIP_WITHOUT_XRAYS
       LOG_LEVEL: 'warn',
       SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS),
     };
-    const worker = spawnService(['worker', '--queues', 'inference'], shared);
+    const worker = spawnService(['worker', '--queues', 'inference'], { ...shared, HOST: '127.0.0.1', WORKER_METRICS_PORT: String(metricsPort) });
     const api = spawnService(['api'], {
       ...shared,
       PORT: String(port),
@@ -96,6 +97,10 @@ describe('api + inference worker (compose topology)', { skip: SKIP_WITHOUT_XRAYS
     }
     const uploads = path.join(dataDir, 'uploads');
     assert.deepEqual(await readdir(uploads), [], 'the images handed to the worker are deleted');
+    // The forward pass ran in the worker: its own /metrics counts the two images.
+    const workerMetrics = await http(`http://127.0.0.1:${metricsPort}/metrics`);
+    assert.equal(workerMetrics.status, 200);
+    assert.match(workerMetrics.text, /^predict_batch_size_sum 2$/m);
 
     const stopping = Date.now();
     const workerExit = await worker.stop('SIGTERM', SHUTDOWN_TIMEOUT_MS + 5_000);

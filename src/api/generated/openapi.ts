@@ -763,6 +763,7 @@ export interface components {
             files?: string[];
         };
         PredictJsonRequest: {
+            /** @description At most `PREDICT_MAX_FILES` images (default 32); more answer 413 `TOO_MANY_FILES`. */
             images: {
                 /** @description Echoed back; default `images[i]`. */
                 id?: string;

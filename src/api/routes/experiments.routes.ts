@@ -2,12 +2,13 @@
  * `/v1/experiments`: start, follow (JSON or server-sent events) and cancel training experiments.
  * @module
  */
+import type {} from '@fastify/accepts';
 import type {} from '@fastify/sse';
 import type { SSEMessage } from '@fastify/sse';
+import { AppError } from '../../infra/errors.ts';
+import { isFinalStatus } from '../../services/experiments/experiment.types.ts';
 import type { OperationHandlers } from '../openapi/register-operations.ts';
 import type { ExperimentBody, ExperimentRequestBody, ExperimentsPort } from '../ports.ts';
-
-const FINAL_STATUSES = new Set(['completed', 'failed', 'cancelled']);
 
 /**
  * The experiment's states as SSE messages: the current one at once, then each change, ending after a
@@ -16,7 +17,12 @@ const FINAL_STATUSES = new Set(['completed', 'failed', 'cancelled']);
 async function* experimentEvents(experiments: ExperimentsPort, first: ExperimentBody, signal: AbortSignal): AsyncGenerator<SSEMessage> {
   const pending: ExperimentBody[] = [];
   let wake: (() => void) | undefined;
+  // The watch reports the state it starts from, which is usually `first` again: send changes only.
+  let last = JSON.stringify(first);
   const unsubscribe = await experiments.watch(first.id, (experiment) => {
+    const text = JSON.stringify(experiment);
+    if (text === last) return;
+    last = text;
     pending.push(experiment);
     wake?.();
   });
@@ -25,7 +31,7 @@ async function* experimentEvents(experiments: ExperimentsPort, first: Experiment
   try {
     let sequence = 0;
     yield { id: String(sequence++), event: 'experiment', data: first };
-    if (FINAL_STATUSES.has(first.status)) return;
+    if (isFinalStatus(first.status)) return;
     while (!signal.aborted) {
       const next = pending.shift();
       if (!next) {
@@ -34,7 +40,7 @@ async function* experimentEvents(experiments: ExperimentsPort, first: Experiment
         continue;
       }
       yield { id: String(sequence++), event: 'experiment', data: next };
-      if (FINAL_STATUSES.has(next.status)) return;
+      if (isFinalStatus(next.status)) return;
     }
   } finally {
     signal.removeEventListener('abort', onAbort);
@@ -56,8 +62,12 @@ export function experimentHandlers(deps: { experiments: ExperimentsPort }): Pick
     getExperiment: async (request) => deps.experiments.get(idOf(request.params)),
     cancelExperiment: async (request, reply) => reply.code(202).send(await deps.experiments.cancel(idOf(request.params))),
     streamExperimentEvents: {
-      options: { sse: { kind: 'only', heartbeat: true } },
+      // `manual`: the plugin's own Accept gate answers a non-problem 406; ours below does not.
+      options: { sse: { kind: 'manual', heartbeat: true } },
       handler: async (request, reply) => {
+        if (request.accepts().type(['text/event-stream']) === false) {
+          throw new AppError('NOT_ACCEPTABLE', 'this route streams text/event-stream; GET /v1/experiments/{id} answers JSON');
+        }
         // Looked up before the stream opens, so an unknown id is a plain 404 problem document.
         const first = await deps.experiments.get(idOf(request.params));
         const left = new AbortController();

@@ -81,9 +81,10 @@ async function readMultipart(request: FastifyRequest, limits: PredictInputLimits
   return { images, model: model ?? query.model, explain: explain ?? query.explain ?? false };
 }
 
-function readJson(request: FastifyRequest): PredictInput {
+function readJson(request: FastifyRequest, limits: PredictInputLimits): PredictInput {
   // The body has already been validated against PredictJsonRequest (openapi.yaml).
   const body = request.body as JsonPredictBody;
+  if (body.images.length > limits.maxFiles) throw new AppError('TOO_MANY_FILES', `at most ${limits.maxFiles} images per request`);
   const query = request.query as PredictQuery;
   const seen = new Set<string>();
   const images = body.images.map((image, index) => {
@@ -105,7 +106,7 @@ export async function readPredictInput(request: FastifyRequest, limits: PredictI
   if (request.isMultipart()) {
     input = await readMultipart(request, limits);
   } else if (request.headers['content-type']?.startsWith('application/json')) {
-    input = readJson(request);
+    input = readJson(request, limits);
   } else {
     throw new AppError('UNSUPPORTED_MEDIA_TYPE', 'send images as multipart/form-data (field "image") or as JSON { images: [{ data: base64 }] }');
   }

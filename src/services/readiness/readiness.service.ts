@@ -4,6 +4,7 @@
  * service works with an in-process predictor (`start`) or a queue-backed one (`api`).
  * @module
  */
+import { AppError } from '../../infra/errors.ts';
 
 export interface CheckResult {
   ok: boolean;
@@ -34,7 +35,9 @@ async function runCheck(check: ReadinessCheck, timeoutMs: number): Promise<Check
   });
   try {
     return await Promise.race([
-      check().catch((error: unknown) => ({ ok: false, detail: error instanceof Error ? error.message : 'check failed' })),
+      // Our own errors say what is missing; anything else may carry internals (paths, hosts) that an
+      // open endpoint must not show.
+      check().catch((error: unknown) => ({ ok: false, detail: error instanceof AppError ? error.message : 'check failed (see the log)' })),
       timeout,
     ]);
   } finally {

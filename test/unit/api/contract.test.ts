@@ -174,6 +174,12 @@ describe('API contract', () => {
     assert.match(paths, /epochs/);
   });
 
+  it('does not coerce JSON body members to the schema types', async () => {
+    const response = await app.inject({ method: 'POST', url: '/v1/experiments', headers: auth('ml-secret'), payload: { datasetId: 'ds-1', epochs: '3' } });
+    assert.equal(response.statusCode, 400);
+    assert.match(response.json().errors.map((error: { path: string }) => error.path).join(' '), /epochs/);
+  });
+
   it('accepts a valid experiment with 202, a Location and the contract body', async () => {
     const response = await app.inject({ method: 'POST', url: '/v1/experiments', headers: auth('ml-secret'), payload: { datasetId: 'ds-1', architectures: ['cnn'], epochs: 2 } });
     assert.equal(response.statusCode, 202);
@@ -203,6 +209,13 @@ describe('API contract', () => {
     assert.doesNotMatch(response.body, /Jane|patients|boom/);
   });
 
+  it('refuses more JSON images than PREDICT_MAX_FILES with 413 TOO_MANY_FILES', async () => {
+    const images = Array.from({ length: 33 }, (_, i) => ({ id: `x${i}`, data: 'iVBORw0KGgo=' }));
+    const response = await app.inject({ method: 'POST', url: '/v1/predict', headers: auth('pacs-secret'), payload: { images } });
+    assert.equal(response.statusCode, 413);
+    assert.equal(response.json().code, 'TOO_MANY_FILES');
+  });
+
   it('refuses bad base64 in a JSON prediction with VALIDATION_FAILED', async () => {
     const response = await app.inject({ method: 'POST', url: '/v1/predict', headers: auth('pacs-secret'), payload: { images: [{ data: '!!!not base64!!!' }] } });
     assert.equal(response.statusCode, 400);
@@ -215,3 +228,4 @@ describe('API contract', () => {
     assert.equal(response.json().code, 'EXPERIMENT_NOT_FOUND');
   });
 });
+
