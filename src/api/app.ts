@@ -48,6 +48,11 @@ export interface AppDependencies {
   reports: ReportsPort;
   models: ModelsPort;
   predictor: PredictorPort;
+  /**
+   * Redis (an ioredis client) for the rate-limit counters, so every API process shares one budget per
+   * key; absent, each process counts alone (tests, or a single process).
+   */
+  rateLimitRedis?: unknown;
   /** Extra plugins registered last (the web page of issue 4). */
   extraRoutes?: (app: FastifyInstance) => Promise<void>;
 }
@@ -107,7 +112,10 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   });
 
   await app.register(authPlugin, { keys: deps.keys });
-  await app.register(rateLimitPlugin, { max: config.RATE_LIMIT_PER_MINUTE });
+  await app.register(rateLimitPlugin, {
+    max: config.RATE_LIMIT_PER_MINUTE,
+    ...(deps.rateLimitRedis === undefined ? {} : { redis: deps.rateLimitRedis, nameSpace: `${config.QUEUE_PREFIX}:rate-limit:` }),
+  });
   await app.register(metricsPlugin, { metrics: deps.metrics });
   await app.register(fastifyAccepts);
   await app.register(fastifySse, { heartbeatInterval: 15_000 });

@@ -225,6 +225,7 @@ export async function createApiRuntime(context: ServiceContext, options: { keys:
     reports: context.reports,
     models: context.models,
     predictor,
+    rateLimitRedis: context.redis,
   });
   return {
     app,
