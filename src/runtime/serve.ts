@@ -13,14 +13,13 @@ import { ALL_QUEUES, QUEUE_NAMES, type QueueName } from '../infra/queues.ts';
 import { findOrStartRedis } from '../infra/redis-launcher.ts';
 import { initBackend } from '../ml/backend/select-backend.ts';
 import { LocalPredictor } from '../serving/predictor.ts';
-import { TfjsEngine } from '../serving/tfjs-engine.ts';
 import { ModelRegistry } from '../services/models/model-registry.ts';
 import { createInferenceProcessor } from '../workers/inference.processor.ts';
 import { startWorkers } from '../workers/run-workers.ts';
 import { installGracefulShutdown } from './graceful-shutdown.ts';
 import { startMetricsServer } from './metrics-server.ts';
 import { createMetrics } from '../infra/metrics.ts';
-import { createApiRuntime, createServiceContext } from './service-context.ts';
+import { createApiRuntime, createLocalPredictor, createServiceContext } from './service-context.ts';
 
 /** A listen failure on a taken port, as the configuration error it is. */
 function portInUse(error: unknown, config: Config): ConfigError | null {
@@ -71,19 +70,7 @@ export async function runWorker(config: Config, options: { queues?: readonly Que
   if (queues.includes(QUEUE_NAMES.inference)) {
     await initBackend(config.FRACTURE_BACKEND);
     const registry = new ModelRegistry(store);
-    predictor = new LocalPredictor({
-      resolveModel: (ref) => registry.resolve(ref),
-      engine: new TfjsEngine(),
-      maxBatchSize: config.PREDICT_MAX_BATCH_SIZE,
-      maxDelayMs: config.PREDICT_MAX_DELAY_MS,
-      maxQueue: config.PREDICT_MAX_QUEUE,
-      maxModels: config.MODEL_CACHE_SIZE,
-      maxPixels: config.IMAGE_MAX_PIXELS,
-      onBatch: (size, seconds) => {
-        metrics.predictBatchSize.observe(size);
-        metrics.predictBatchDuration.observe(seconds);
-      },
-    });
+    predictor = createLocalPredictor(config, (ref) => registry.resolve(ref), metrics);
     // Warm the serving model before taking jobs; without one yet, the first prediction loads it.
     await predictor.warmUp().catch((error: unknown) => logger.warn({ code: (error as { code?: string }).code }, 'no serving model to warm up yet'));
   }

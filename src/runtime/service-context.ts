@@ -27,6 +27,7 @@ import { ReportService } from '../services/reports/report.service.ts';
 import { LocalPredictor } from '../serving/predictor.ts';
 import { QueuePredictor } from '../serving/queue-predictor.ts';
 import { TfjsEngine } from '../serving/tfjs-engine.ts';
+import type { ModelResolver } from '../serving/types.ts';
 import path from 'node:path';
 
 /** The services of one process and how to close them. */
@@ -85,6 +86,26 @@ export function createServiceContext(config: Config, options: { logger: Logger; 
       await closeConnection(redis);
     },
   };
+}
+
+/**
+ * The in-process predictor with the configured batching and model cache, feeding the batch metrics
+ * (used by `start` and by inference workers).
+ */
+export function createLocalPredictor(config: Config, resolveModel: ModelResolver, metrics: Metrics): LocalPredictor {
+  return new LocalPredictor({
+    resolveModel,
+    engine: new TfjsEngine(),
+    maxBatchSize: config.PREDICT_MAX_BATCH_SIZE,
+    maxDelayMs: config.PREDICT_MAX_DELAY_MS,
+    maxQueue: config.PREDICT_MAX_QUEUE,
+    maxModels: config.MODEL_CACHE_SIZE,
+    maxPixels: config.IMAGE_MAX_PIXELS,
+    onBatch: (size, seconds) => {
+      metrics.predictBatchSize.observe(size);
+      metrics.predictBatchDuration.observe(seconds);
+    },
+  });
 }
 
 /** How `/v1/predict` runs. */
@@ -148,19 +169,7 @@ export async function createApiRuntime(context: ServiceContext, options: { keys:
   const closers: (() => Promise<void>)[] = [];
   if (options.mode === 'in-process') {
     backend = await initBackend(config.FRACTURE_BACKEND);
-    const local = new LocalPredictor({
-      resolveModel,
-      engine: new TfjsEngine(),
-      maxBatchSize: config.PREDICT_MAX_BATCH_SIZE,
-      maxDelayMs: config.PREDICT_MAX_DELAY_MS,
-      maxQueue: config.PREDICT_MAX_QUEUE,
-      maxModels: config.MODEL_CACHE_SIZE,
-      maxPixels: config.IMAGE_MAX_PIXELS,
-      onBatch: (size, seconds) => {
-        metrics.predictBatchSize.observe(size);
-        metrics.predictBatchDuration.observe(seconds);
-      },
-    });
+    const local = createLocalPredictor(config, resolveModel, metrics);
     predictor = local;
     const loadedBackend = backend;
     backendCheck = async () => ({ ok: true, detail: loadedBackend.name });

@@ -8,7 +8,6 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Redis } from 'ioredis';
 import { ArtifactStore } from '../../../src/infra/artifact-store.ts';
 import { runExperiment } from '../../../src/ml/experiment/index.ts';
 import { generateSyntheticDataset } from '../../../src/ml/synth/index.ts';
@@ -16,9 +15,9 @@ import { newExperimentId } from '../../../src/services/experiments/experiment-id
 import { engineOptions, resolveExperimentSettings } from '../../../src/services/experiments/experiment-settings.ts';
 import { ModelRegistry } from '../../../src/services/models/model-registry.ts';
 import { REPO_ROOT } from './service-process.ts';
+export { deleteKeys, REDIS_URL } from '../../helpers/redis.ts';
 
 /** The shared Redis of the tests. */
-export const REDIS_URL = 'redis://127.0.0.1:6379';
 
 /** Real radiographs shared by the project's tests (never copied into the repository). */
 export const XRAY_DIR = path.resolve(REPO_ROOT, '../shared/datasets/xray-binary');
@@ -30,22 +29,6 @@ export function testPrefix(what: string): string {
   return `e2e-${what}-${randomBytes(4).toString('hex')}`;
 }
 
-/** Deletes every Redis key under a BullMQ prefix; returns how many there were. */
-export async function deleteKeys(prefix: string): Promise<number> {
-  const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
-  let deleted = 0;
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) deleted += await redis.del(...keys);
-    } while (cursor !== '0');
-  } finally {
-    redis.disconnect();
-  }
-  return deleted;
-}
 
 /** `count` real radiographs (JPEG), alternating fractured and not fractured, with their file names. */
 export async function readXrays(count: number): Promise<{ name: string; data: Buffer }[]> {

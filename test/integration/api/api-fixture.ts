@@ -12,10 +12,8 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
-import { Redis } from 'ioredis';
 import yazl from 'yazl';
 import { parseApiKeys } from '../../../src/infra/api-keys.ts';
 import { loadConfig, type Config } from '../../../src/infra/config.ts';
@@ -29,8 +27,10 @@ import { engineOptions, resolveExperimentSettings } from '../../../src/services/
 import type { ExperimentRecord, ExperimentWinner } from '../../../src/services/experiments/experiment.types.ts';
 import { ProgressTracker } from '../../../src/workers/progress-tracker.ts';
 import { assertMatchesSpec } from '../../helpers/openapi-validator.ts';
+export { deleteKeys, REDIS_URL } from '../../helpers/redis.ts';
+import { deleteKeys, REDIS_URL } from '../../helpers/redis.ts';
+export { waitFor } from '../../helpers/wait.ts';
 
-export const REDIS_URL = 'redis://127.0.0.1:6379';
 
 /** The tfjs backend of the API and the seeding run: wasm (fast, as in production) unless overridden. */
 export const TEST_BACKEND = process.env.FRACTURE_TEST_BACKEND ?? 'wasm';
@@ -204,22 +204,6 @@ async function seedExperiment(context: ServiceContext, datasetId: string): Promi
   return { id, datasetId, modelId, report };
 }
 
-/** Deletes every Redis key under a BullMQ prefix; returns how many there were. */
-export async function deleteKeys(prefix: string): Promise<number> {
-  const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
-  let deleted = 0;
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) deleted += await redis.del(...keys);
-    } while (cursor !== '0');
-  } finally {
-    redis.disconnect();
-  }
-  return deleted;
-}
 
 /** The bytes of `count` real radiographs (JPEG), alternating fractured and not fractured, from `start`. */
 export async function readXrays(count: number, start = 0): Promise<Buffer[]> {
@@ -323,13 +307,3 @@ export function assertResponseMatchesSpec(operationId: string, response: SpecChe
   assertMatchesSpec(operationId, response.statusCode, json ? (JSON.parse(response.body) as unknown) : response.body, mediaType);
 }
 
-/** Polls `probe` until it returns something other than undefined, or fails after `timeoutMs`. */
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 5_000, intervalMs = 20): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(intervalMs);
-  }
-}

@@ -7,13 +7,14 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { Redis } from 'ioredis';
 import { loadConfig, type Config } from '../../../src/infra/config.ts';
 import { ArtifactStore } from '../../../src/infra/artifact-store.ts';
 import { generateSyntheticDataset, type SynthRegion } from '../../../src/ml/synth/index.ts';
+export { deleteKeys, REDIS_URL } from '../../helpers/redis.ts';
+import { Redis } from 'ioredis';
+import { deleteKeys, REDIS_URL } from '../../helpers/redis.ts';
+export { waitFor } from '../../helpers/wait.ts';
 
-export const REDIS_URL = 'redis://127.0.0.1:6379';
 
 /** The tfjs backend the workers train on: wasm unless FRACTURE_TEST_BACKEND says otherwise. */
 export const TEST_BACKEND = process.env.FRACTURE_TEST_BACKEND ?? 'wasm';
@@ -52,23 +53,6 @@ export async function createTestEnv(settings: Record<string, string> = {}): Prom
   };
 }
 
-/** Deletes every Redis key of a BullMQ prefix. */
-export async function deleteKeys(prefix: string): Promise<number> {
-  const redis = new Redis(REDIS_URL);
-  let deleted = 0;
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) deleted += await redis.del(...keys);
-    } while (cursor !== '0');
-  } finally {
-    redis.disconnect();
-  }
-  return deleted;
-}
-
 /** Number of Redis keys under a prefix. */
 export async function countKeys(prefix: string): Promise<number> {
   const redis = new Redis(REDIS_URL);
@@ -97,20 +81,3 @@ export async function createDataset(
   return outDir;
 }
 
-/** Polls `probe` until it returns a value other than undefined, or fails after `timeoutMs`. */
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number, intervalMs = 100): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (error) {
-      lastError = error;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`);
-    }
-    await sleep(intervalMs);
-  }
-}

@@ -16,6 +16,7 @@ import { ExperimentRecords } from '../../../src/services/experiments/experiment-
 import { ExperimentService } from '../../../src/services/experiments/experiment.service.ts';
 import type { ArchitectureProgressRecord } from '../../../src/services/experiments/experiment.types.ts';
 import { createDataset, createTestEnv, REDIS_URL, waitFor, type TestEnv } from './fixtures.ts';
+import { isAlive } from '../../helpers/wait.ts';
 
 const WORKER_SCRIPT = fileURLToPath(new URL('./worker-process.ts', import.meta.url));
 const EPOCHS = 6;
@@ -37,14 +38,6 @@ async function startWorkerProcess(env: Record<string, string>): Promise<ChildPro
   return child;
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Pids of the processes whose parent is `pid`. */
 function childrenOf(pid: number): number[] {

@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { AppError } from '../../../src/infra/errors.ts';
 import { findOrStartRedis, freePort, type FoundRedis } from '../../../src/infra/redis-launcher.ts';
+import { isAlive } from '../../helpers/wait.ts';
 
 const REAL_REDIS = 'redis://127.0.0.1:6379';
 
@@ -34,14 +35,6 @@ async function serverPid(url: string): Promise<number> {
   return pid;
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** A URL on 127.0.0.1 where nothing listens (a port the kernel just handed out and took back). */
 async function closedUrl(): Promise<string> {
