@@ -9,6 +9,7 @@ import { Queue, QueueEvents } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { buildApp } from '../api/app.ts';
+import { registerWebPage } from '../web/web.plugin.ts';
 import type { ApiKey } from '../infra/api-keys.ts';
 import { ArtifactStore } from '../infra/artifact-store.ts';
 import { AuditLog } from '../infra/audit-log.ts';
@@ -235,6 +236,7 @@ export async function createApiRuntime(context: ServiceContext, options: { keys:
     models: context.models,
     predictor,
     rateLimitRedis: context.redis,
+    extraRoutes: registerWebPage,
   });
   return {
     app,
