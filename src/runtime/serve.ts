@@ -1,7 +1,8 @@
 /**
  * The three long-running entry points, as functions: `api` (HTTP only; predictions through the
  * inference queue), `worker` (queues only) and `start` (everything in one process tree for a single
- * machine). They wire configuration, infrastructure and shutdown, and nothing else (STYLE rule 3).
+ * machine; with `bootstrap`, also a first model, see `bootstrap.ts`). They wire configuration,
+ * infrastructure and shutdown, and nothing else (STYLE rule 3).
  * @module
  */
 import { rm } from 'node:fs/promises';
@@ -12,7 +13,7 @@ import { createLogger } from '../infra/logger.ts';
 import { ALL_QUEUES, QUEUE_NAMES, type QueueName } from '../infra/queues.ts';
 import { findOrStartRedis } from '../infra/redis-launcher.ts';
 import { initBackend } from '../ml/backend/select-backend.ts';
-import { LocalPredictor } from '../serving/predictor.ts';
+import { LocalPredictor, type PredictorStatus } from '../serving/predictor.ts';
 import { ModelRegistry } from '../services/models/model-registry.ts';
 import { createInferenceProcessor } from '../workers/inference.processor.ts';
 import { startWorkers } from '../workers/run-workers.ts';
@@ -20,6 +21,10 @@ import { installGracefulShutdown } from './graceful-shutdown.ts';
 import { startMetricsServer } from './metrics-server.ts';
 import { createMetrics } from '../infra/metrics.ts';
 import { createApiRuntime, createLocalPredictor, createServiceContext } from './service-context.ts';
+import { bootstrapFirstModel, type BootstrapOutcome, type BootstrapProgress, type BootstrapSettings } from './bootstrap.ts';
+import { pino, type DestinationStream } from 'pino';
+import { PREDICTION_NOTICE } from '../serving/types.ts';
+import { DEFAULT_ALIAS } from '../services/models/model.types.ts';
 
 /** A listen failure on a taken port, as the configuration error it is. */
 function portInUse(error: unknown, config: Config): ConfigError | null {
@@ -102,14 +107,70 @@ export interface StartSummary {
   /** The admin key, only when this start created it. */
   createdAdminKey?: string;
   keysFrom: 'API_KEYS' | 'stored';
+  /** With `bootstrap`: how training the first model went. */
+  bootstrap?: BootstrapOutcome;
+}
+
+/** Options of {@link runStart}. */
+export interface StartOptions {
+  /** Prints one line for people. Default: to stdout. */
+  print?: (line: string) => void;
+  /**
+   * Train a first model when no model holds `production` (`start --bootstrap`, what `npm start`
+   * runs), then print the closing summary. Default: do not.
+   */
+  bootstrap?: BootstrapSettings;
+  /** The progress display of the bootstrap experiment. Default: none (only the bootstrap's own lines). */
+  createProgress?: () => BootstrapProgress;
+}
+
+/**
+ * Log lines go to stdout, or above the progress display while one is shown (a JSON line written
+ * straight to the terminal would tear the progress bars apart).
+ */
+function switchableLogDestination(): { destination: DestinationStream; divert(to: ((line: string) => void) | null): void } {
+  const stdout = pino.destination({ dest: 1, sync: true });
+  let diverted: ((line: string) => void) | null = null;
+  return {
+    destination: { write: (line: string) => (diverted ? diverted(line.replace(/\n$/, '')) : stdout.write(line)) },
+    divert: (to) => {
+      diverted = to;
+    },
+  };
+}
+
+/** A progress display that diverts the log lines to itself while it is shown. */
+function divertingLogs(create: () => BootstrapProgress, divert: (to: ((line: string) => void) | null) => void): () => BootstrapProgress {
+  return () => {
+    const view = create();
+    divert((line) => view.log(line));
+    return {
+      update: (experiment) => view.update(experiment),
+      log: (line) => view.log(line),
+      stop: () => {
+        divert(null);
+        view.stop();
+      },
+    };
+  };
+}
+
+/** No progress display: only the lines the bootstrap prints itself (for callers that give none). */
+function silentProgress(print: (line: string) => void): BootstrapProgress {
+  return { update() {}, log: print, stop() {} };
 }
 
 /**
  * `fracture-service start`: API, training workers and an in-process predictor in one process (the
- * training itself runs in worker threads), on a Redis it finds or starts.
+ * training itself runs in worker threads), on a Redis it finds or starts. With `bootstrap`, it also
+ * trains a first model when none holds `production` (see `bootstrap.ts`) and ends with a summary:
+ * the page, the API docs, the admin key (when this start created it), the model that serves, and a
+ * `Ready:` line. Resolves once all of that is done; the process then keeps serving until a signal.
  */
-export async function runStart(config: Config, print: (line: string) => void = (line) => process.stdout.write(`${line}\n`)): Promise<StartSummary> {
-  const logger = createLogger({ level: config.LOG_LEVEL, name: 'start' });
+export async function runStart(config: Config, options: StartOptions = {}): Promise<StartSummary> {
+  const print = options.print ?? ((line: string) => process.stdout.write(`${line}\n`));
+  const logs = switchableLogDestination();
+  const logger = createLogger({ level: config.LOG_LEVEL, name: 'start', destination: logs.destination });
   const store = new ArtifactStore(config.DATA_DIR);
   const redis = await findOrStartRedis({ configuredUrl: config.REDIS_URL, dataDir: store.redisDir });
   let keys: ApiKey[];
@@ -146,12 +207,27 @@ export async function runStart(config: Config, print: (line: string) => void = (
     throw portInUse(error, config) ?? error;
   }
   const port = Number(new URL(address).port);
+  // Stopping while the first model trains: stop showing it, and hand its jobs back to the queue at
+  // once (a person pressed Ctrl+C; the next start resumes them from their last epoch).
+  const bootstrapping = new AbortController();
+  let training = false;
+  let stoppedWhileTraining = false;
   installGracefulShutdown({
     logger,
     timeoutMs: config.SHUTDOWN_TIMEOUT_MS,
     steps: [
+      {
+        name: 'bootstrap',
+        close: async () => {
+          stoppedWhileTraining = training;
+          bootstrapping.abort();
+          // The progress display stops on the abort (a few promise turns later): print below it.
+          await new Promise((resolve) => setImmediate(resolve));
+          if (stoppedWhileTraining) print('Stopping: the training goes back to the queue and resumes from its last epoch on the next start.');
+        },
+      },
       { name: 'api', close: () => runtime.close() },
-      { name: 'workers', close: () => workers.close() },
+      { name: 'workers', close: () => workers.close(stoppedWhileTraining ? { handBackAfterMs: 0 } : {}) },
       { name: 'services', close: () => context.close() },
       { name: 'redis', close: () => redis.stop() },
     ],
@@ -170,6 +246,59 @@ export async function runStart(config: Config, print: (line: string) => void = (
   } else if (!config.API_KEYS) {
     print(`API keys: the admin key created earlier (hash in ${store.apiKeysFile}; delete that file to create a new one)`);
   }
-  print('For research use only. Not for use in diagnostic procedures.');
+  print(PREDICTION_NOTICE);
+  if (options.bootstrap === undefined) return summary;
+
+  const predictor = runtime.predictor;
+  // `start` predicts in-process (createApiRuntime's 'in-process' mode).
+  if (!(predictor instanceof LocalPredictor)) throw new Error('start must serve predictions in-process');
+  print('');
+  training = true;
+  const outcome = await bootstrapFirstModel(
+    {
+      context,
+      warmUp: () => predictor.warmUp(),
+      print,
+      createProgress: divertingLogs(options.createProgress ?? (() => silentProgress(print)), logs.divert),
+      baseUrl: summary.url,
+      signal: bootstrapping.signal,
+    },
+    options.bootstrap,
+  ).finally(() => {
+    training = false;
+  });
+  summary.bootstrap = outcome;
+  if (outcome.status === 'stopped') return summary;
+  printClosing(print, summary, store.apiKeysFile, predictor.status(), outcome);
   return summary;
+}
+
+/** The summary `start --bootstrap` ends with: where to go, with which key, and what serves. */
+function printClosing(
+  print: (line: string) => void,
+  summary: StartSummary,
+  apiKeysFile: string,
+  serving: PredictorStatus,
+  outcome: BootstrapOutcome,
+): void {
+  print('');
+  print(`Page:      ${summary.url}/`);
+  print(`API docs:  ${summary.url}/docs`);
+  if (summary.createdAdminKey) {
+    print(`Admin API key (created by this start; only its hash is kept, in ${apiKeysFile}):`);
+    print(`  ${summary.createdAdminKey}`);
+  } else if (summary.keysFrom === 'stored') {
+    print(`API key:   the admin key printed by the first start (its hash is in ${apiKeysFile}; delete that file and restart for a new one)`);
+  } else {
+    print('API keys:  from API_KEYS');
+  }
+  const model = serving.ready ? serving.model : undefined;
+  if (model) {
+    print(`Model:     ${model.id} (${model.architecture}, version ${model.version}) serves as ${DEFAULT_ALIAS}`);
+  } else {
+    const why = outcome.status === 'failed' ? `the first model could not be trained (${outcome.error.code}: ${outcome.error.detail})` : (serving.detail ?? 'no model serves yet');
+    print(`Model:     none; ${why}. The page and the API still work: start an experiment there.`);
+  }
+  print(PREDICTION_NOTICE);
+  print(`Ready: ${summary.url}/ ${model ? `predicts with ${model.id}` : 'serves the page and the API (no model yet)'}. Press Ctrl+C to stop.`);
 }
