@@ -110,7 +110,8 @@ export interface paths {
          * Train and compare architectures on a dataset.
          * @description Answers at once with 202; the training runs on the workers as a BullMQ flow (one `train` job per
          *     architecture and a `compare` job that writes the report). When it completes and no model holds
-         *     the alias `production`, the winner gets it.
+         *     the alias `production`, the winner gets it. With an `Idempotency-Key`, a repeated request (same
+         *     key and body, within 24 hours) answers with the experiment the first one created.
          */
         post: operations["createExperiment"];
         delete?: never;
@@ -997,7 +998,10 @@ export interface operations {
     createExperiment: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A client-chosen key (1-128 visible ASCII characters) that makes retries safe. */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
