@@ -26,7 +26,8 @@ export interface DatasetsPort {
 }
 
 export interface ExperimentsPort {
-  create(request: ExperimentRequestBody): Promise<ExperimentBody>;
+  /** With an idempotency key, a repeat (same caller, key and body) answers the first experiment. */
+  create(request: ExperimentRequestBody, options?: { idempotencyKey?: string; callerId?: string | null }): Promise<ExperimentBody>;
   get(id: string): Promise<ExperimentBody>;
   list(): Promise<ExperimentBody[]>;
   cancel(id: string): Promise<ExperimentBody>;

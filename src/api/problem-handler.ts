@@ -40,6 +40,10 @@ const FASTIFY_DETAIL: Partial<Record<ErrorCode, string>> = {
   UNSUPPORTED_MEDIA_TYPE: 'this route does not accept the request\'s Content-Type',
 };
 
+/** Errors of the multipart parser (busboy) that carry no code: a malformed body, not a bug. */
+const MALFORMED_MULTIPART = /^(Unexpected end of (multipart data|form)|Malformed part header)/;
+const MULTIPART_WITHOUT_BOUNDARY = /^Multipart: Boundary not found/;
+
 /** Node.js errors that mean something other than a bug. */
 function systemErrorCode(error: NodeJS.ErrnoException): ErrorCode | undefined {
   if (error.code === 'ENOSPC' || error.code === 'EDQUOT') return 'INSUFFICIENT_STORAGE';
@@ -65,6 +69,12 @@ export function classifyError(error: unknown): AppError {
   }
   const mapped = typeof fastifyError?.code === 'string' ? FASTIFY_CODE_MAP[fastifyError.code] : undefined;
   if (mapped) return new AppError(mapped, FASTIFY_DETAIL[mapped] ?? ERROR_CATALOG[mapped].title, { cause: error });
+  if (error instanceof Error && fastifyError.code === undefined && MULTIPART_WITHOUT_BOUNDARY.test(error.message)) {
+    return new AppError('UNSUPPORTED_MEDIA_TYPE', 'multipart/form-data needs a boundary parameter', { cause: error });
+  }
+  if (error instanceof Error && fastifyError.code === undefined && MALFORMED_MULTIPART.test(error.message)) {
+    return new AppError('BODY_INVALID', FASTIFY_DETAIL.BODY_INVALID ?? ERROR_CATALOG.BODY_INVALID.title, { cause: error });
+  }
   if (error instanceof Error) {
     const system = systemErrorCode(error as NodeJS.ErrnoException);
     if (system) return new AppError(system, ERROR_CATALOG[system].title, { cause: error });

@@ -163,6 +163,13 @@ export function isRedisConnectionError(error: unknown): boolean {
   return CONNECTION_ERROR_MESSAGE.test(error.message);
 }
 
+/**
+ * Default bound of {@link withRedis}, ms. A Redis that accepts connections but stops answering (hung,
+ * paused, partitioned) must still get the caller its 503 in about a second (issue 5); a healthy Redis
+ * answers the API's commands in milliseconds, and a job added after the deadline does no harm.
+ */
+export const REDIS_ANSWER_TIMEOUT_MS = 1_000;
+
 /** What {@link withRedis} answers when Redis is away: clients may retry after this many seconds. */
 export const REDIS_RETRY_AFTER_SECONDS = 5;
 
@@ -208,7 +215,7 @@ export function redisUnavailable(cause?: unknown): AppError {
  * @example
  * const counts = await withRedis(connection, () => queue.getJobCounts());
  */
-export async function withRedis<T>(connection: RedisConnection, fn: () => Promise<T>, timeoutMs = 3_000): Promise<T> {
+export async function withRedis<T>(connection: RedisConnection, fn: () => Promise<T>, timeoutMs = REDIS_ANSWER_TIMEOUT_MS): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`Redis is unreachable: no answer within ${timeoutMs} ms`)), timeoutMs);

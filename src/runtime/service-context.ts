@@ -122,6 +122,9 @@ export interface ApiRuntime {
   close(): Promise<void>;
 }
 
+/** Longest a rate-limit counter update may wait for Redis before the request goes on unlimited, ms. */
+const RATE_LIMIT_COMMAND_TIMEOUT_MS = 250;
+
 async function redisCheck(redis: RedisConnection): Promise<CheckResult> {
   const answer = await redis.ping();
   return answer === 'PONG' ? { ok: true } : { ok: false, detail: `unexpected answer ${answer}` };
@@ -222,6 +225,11 @@ export async function createApiRuntime(context: ServiceContext, options: { keys:
     };
   }
   const readiness = new ReadinessService({ redis: () => redisCheck(context.redis), backend: backendCheck, model: modelCheck });
+  // Rate-limit counters get a connection of their own with a short command timeout: the limiter runs
+  // on every authenticated request and skips itself on errors, so a hung Redis must cost each request
+  // a quarter of a second at most, not the producer connection's 5 s command timeout.
+  const rateLimitRedis = createProducerConnection(context.redisUrl, { commandTimeoutMs: RATE_LIMIT_COMMAND_TIMEOUT_MS, connectionName: `${config.QUEUE_PREFIX}:rate-limit` });
+  closers.push(() => closeConnection(rateLimitRedis));
   const trainingEvents = followTrainingProgress(context);
   const app = await buildApp({
     config,
@@ -235,7 +243,7 @@ export async function createApiRuntime(context: ServiceContext, options: { keys:
     reports: context.reports,
     models: context.models,
     predictor,
-    rateLimitRedis: context.redis,
+    rateLimitRedis,
     extraRoutes: registerWebPage,
   });
   return {

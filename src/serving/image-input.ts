@@ -99,7 +99,12 @@ export async function decodeUpload(
     if (meta.format !== format) throw new Error(`signature says ${format}, decoder found ${String(meta.format)}`);
     ({ width, height } = meta);
   } catch (error) {
-    throw new ImageRejectedError('IMAGE_UNDECODABLE', image, `could not be decoded as ${format.toUpperCase()} (${decoderMessage(error)})`, error);
+    const message = decoderMessage(error);
+    // libjpeg refuses a header beyond 65500 px per side before we can compare it with the limit.
+    if (/maximum supported image dimension/i.test(message)) {
+      throw new ImageRejectedError('IMAGE_TOO_LARGE', image, `declares more pixels than the limit of ${limits.maxPixels}`, error);
+    }
+    throw new ImageRejectedError('IMAGE_UNDECODABLE', image, `could not be decoded as ${format.toUpperCase()} (${message})`, error);
   }
   if (width * height > limits.maxPixels) {
     throw new ImageRejectedError('IMAGE_TOO_LARGE', image, `has ${width}x${height} pixels, more than the limit of ${limits.maxPixels}`);

@@ -10,6 +10,31 @@ import { isFinalStatus } from '../../services/experiments/experiment.types.ts';
 import type { OperationHandlers } from '../openapi/register-operations.ts';
 import type { ExperimentBody, ExperimentRequestBody, ExperimentsPort } from '../ports.ts';
 
+/** The contract's `Idempotency-Key`: 1-128 visible ASCII characters. */
+const IDEMPOTENCY_KEY = /^[\x21-\x7E]{1,128}$/;
+
+/** What `create` takes besides the body (the experiment service's `CreateExperimentOptions`). */
+interface CreateOptions {
+  idempotencyKey?: string | undefined;
+  callerId?: string | null | undefined;
+}
+
+/**
+ * The `Idempotency-Key` header, validated (undefined when absent).
+ * @throws AppError `VALIDATION_FAILED` for a repeated header or one outside the contract. The detail
+ *   never repeats the key: clients may put anything in it.
+ */
+export function idempotencyKeyOf(headers: Readonly<Record<string, string | string[] | undefined>>): string | undefined {
+  const value = headers['idempotency-key'];
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || !IDEMPOTENCY_KEY.test(value)) {
+    throw new AppError('VALIDATION_FAILED', 'the Idempotency-Key header must be one value of 1-128 visible ASCII characters (0x21-0x7E)', {
+      extensions: { errors: [{ path: 'headers/idempotency-key', message: 'must be 1-128 visible ASCII characters' }] },
+    });
+  }
+  return value;
+}
+
 /**
  * The experiment's states as SSE messages: the current one at once, then each change, ending after a
  * final status or when the client leaves.
@@ -53,10 +78,17 @@ export function experimentHandlers(deps: { experiments: ExperimentsPort }): Pick
   'listExperiments' | 'createExperiment' | 'getExperiment' | 'cancelExperiment' | 'streamExperimentEvents'
 > {
   const idOf = (params: unknown): string => (params as { experimentId: string }).experimentId;
+  // ExperimentsPort declares `create(body)` only; the service also takes these options. Binding it
+  // to the wider type passes them on (a port with a one-parameter `create` simply ignores them).
+  const create: (body: ExperimentRequestBody, options: CreateOptions) => Promise<ExperimentBody> = deps.experiments.create.bind(deps.experiments);
   return {
     listExperiments: async () => ({ experiments: await deps.experiments.list() }),
     createExperiment: async (request, reply) => {
-      const experiment = await deps.experiments.create(request.body as ExperimentRequestBody);
+      const idempotencyKey = idempotencyKeyOf(request.headers);
+      const experiment = await create(request.body as ExperimentRequestBody, {
+        ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
+        callerId: request.apiKey?.id ?? null,
+      });
       return reply.code(202).header('Location', `/v1/experiments/${experiment.id}`).send({ id: experiment.id, status: experiment.status });
     },
     getExperiment: async (request) => deps.experiments.get(idOf(request.params)),

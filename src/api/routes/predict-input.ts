@@ -55,7 +55,28 @@ function parseBooleanField(value: string, name: string): boolean {
   throw new AppError('VALIDATION_FAILED', `${name} must be true or false`);
 }
 
+/**
+ * The multipart parser (busboy) rejects a malformed body (no closing boundary, broken part headers)
+ * with a plain `Error` that has no code; left alone it would become a 500. Errors with a code (our
+ * own, Fastify's limits such as `FST_PARTS_LIMIT`, socket errors) keep it.
+ */
+function asBodyError(error: unknown): unknown {
+  if (error instanceof AppError) return error;
+  if (error instanceof Error && typeof (error as NodeJS.ErrnoException).code !== 'string') {
+    return new AppError('BODY_INVALID', 'the multipart body is malformed (e.g. cut short or without its closing boundary)', { cause: error });
+  }
+  return error;
+}
+
 async function readMultipart(request: FastifyRequest, limits: PredictInputLimits): Promise<PredictInput> {
+  try {
+    return await readMultipartParts(request, limits);
+  } catch (error) {
+    throw asBodyError(error);
+  }
+}
+
+async function readMultipartParts(request: FastifyRequest, limits: PredictInputLimits): Promise<PredictInput> {
   const images: PredictImage[] = [];
   let model: string | undefined;
   let explain: boolean | undefined;
@@ -64,7 +85,8 @@ async function readMultipart(request: FastifyRequest, limits: PredictInputLimits
       if (part.fieldname !== 'image') {
         // Drain it so the parser can go on, then refuse the request.
         part.file.resume();
-        throw new AppError('VALIDATION_FAILED', `unexpected file field "${part.fieldname.slice(0, 32)}"; send images in the field "image"`);
+        // The field's name is the client's and may carry patient data: it is not repeated.
+        throw new AppError('VALIDATION_FAILED', 'unexpected file field; send images in the field "image"');
       }
       if (images.length >= limits.maxFiles) throw new AppError('TOO_MANY_FILES', `at most ${limits.maxFiles} images per request`);
       const data = await part.toBuffer();
@@ -74,7 +96,7 @@ async function readMultipart(request: FastifyRequest, limits: PredictInputLimits
     } else if (part.fieldname === 'explain') {
       explain = parseBooleanField(String(part.value), 'explain');
     } else {
-      throw new AppError('VALIDATION_FAILED', `unexpected field "${part.fieldname.slice(0, 32)}"; accepted: image, model, explain`);
+      throw new AppError('VALIDATION_FAILED', 'unexpected field; accepted: image, model, explain');
     }
   }
   const query = request.query as PredictQuery;
@@ -99,11 +121,16 @@ function readJson(request: FastifyRequest, limits: PredictInputLimits): PredictI
 /**
  * The request's images and options.
  * @throws AppError VALIDATION_FAILED (no image, bad base64, unknown field), TOO_MANY_FILES,
- *   UNSUPPORTED_MEDIA_TYPE (neither multipart nor JSON).
+ *   UNSUPPORTED_MEDIA_TYPE (neither multipart nor JSON, or multipart without a boundary),
+ *   BODY_INVALID (a malformed multipart body).
  */
 export async function readPredictInput(request: FastifyRequest, limits: PredictInputLimits): Promise<PredictInput> {
   let input: PredictInput;
   if (request.isMultipart()) {
+    // Without a boundary the body cannot be split into parts: the media type itself is unusable.
+    if (!/;\s*boundary=/i.test(request.headers['content-type'] ?? '')) {
+      throw new AppError('UNSUPPORTED_MEDIA_TYPE', 'multipart/form-data needs a boundary parameter');
+    }
     input = await readMultipart(request, limits);
   } else if (request.headers['content-type']?.startsWith('application/json')) {
     input = readJson(request, limits);

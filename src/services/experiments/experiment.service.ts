@@ -15,7 +15,8 @@ import { newExperimentId } from './experiment-id.ts';
 import type { ExperimentQueues } from './experiment-queues.ts';
 import { ExperimentRecords } from './experiment-records.ts';
 import { resolveExperimentSettings } from './experiment-settings.ts';
-import { isFinalStatus, type ArchitectureProgressRecord, type ExperimentRecord, type ExperimentRequest, type ExperimentView } from './experiment.types.ts';
+import { isFinalStatus, type ArchitectureProgressRecord, type ExperimentRecord, type ExperimentRequest, type ExperimentSettings, type ExperimentView } from './experiment.types.ts';
+import { canonicalHash, IdempotencyKeys } from './idempotency.ts';
 import { buildExperimentView } from './experiment-view.ts';
 
 /** What the service is built from. */
@@ -29,6 +30,22 @@ export interface ExperimentServiceDeps {
   watchIntervalMs?: number;
   /** Clock, for tests. */
   now?: () => Date;
+  /**
+   * Where `Idempotency-Key`s are kept. Default: Redis through `queues.connection`, under the
+   * training queue's prefix (`QUEUE_PREFIX`), 24 h per key.
+   */
+  idempotency?: IdempotencyKeys;
+}
+
+/** Options of {@link ExperimentService.create}. */
+export interface CreateExperimentOptions {
+  /**
+   * The client's `Idempotency-Key` (validated by the route): a repeat of the same request with it
+   * within 24 h answers the experiment the first one created and creates nothing.
+   */
+  idempotencyKey?: string | undefined;
+  /** The caller's API key id (null without keys): idempotency keys are scoped by it. */
+  callerId?: string | null | undefined;
 }
 
 /** Stops a {@link ExperimentService.watch}. */
@@ -51,6 +68,7 @@ export class ExperimentService {
   readonly #datasetExists: (datasetId: string) => Promise<boolean>;
   readonly #watchIntervalMs: number;
   readonly #now: () => Date;
+  readonly #idempotency: IdempotencyKeys;
 
   constructor(deps: ExperimentServiceDeps) {
     this.#store = deps.store;
@@ -59,15 +77,21 @@ export class ExperimentService {
     this.#datasetExists = deps.datasetExists ?? ((id) => isDirectory(this.#store.datasetDir(id)));
     this.#watchIntervalMs = deps.watchIntervalMs ?? 500;
     this.#now = deps.now ?? (() => new Date());
+    this.#idempotency = deps.idempotency ?? new IdempotencyKeys(deps.queues.connection, deps.queues.trainingQueue.opts.prefix ?? 'bull');
   }
 
   /**
    * Validates the request, writes `experiments/{id}/experiment.json` (status `queued`), then queues
    * the flow. The record exists before any job does, so the id a 202 names always resolves.
+   *
+   * With `options.idempotencyKey`, the request is made once per (caller, key): a repeat with the same
+   * dataset and settings (compared after defaults are filled in) answers the first one's experiment,
+   * as it is now, and creates nothing, also when the repeats arrive concurrently.
    * @throws AppError `EXPERIMENT_INVALID` (listing every problem in `errors`), `DATASET_NOT_FOUND`,
-   *   `REDIS_UNAVAILABLE` (then nothing is left behind).
+   *   `REDIS_UNAVAILABLE` (then nothing is left behind), `VALIDATION_FAILED` (the key was used with a
+   *   different request), `QUEUE_FULL` (a request with the key is still being made; retry).
    */
-  async create(request: ExperimentRequest): Promise<ExperimentView> {
+  async create(request: ExperimentRequest, options: CreateExperimentOptions = {}): Promise<ExperimentView> {
     const { settings, problems } = resolveExperimentSettings(request);
     if (problems.length > 0) {
       throw new AppError('EXPERIMENT_INVALID', `invalid experiment settings: ${problems.join('; ')}`, {
@@ -81,14 +105,26 @@ export class ExperimentService {
     if (this.#queues.connection.status !== 'ready' && this.#queues.connection.status !== 'connecting' && this.#queues.connection.status !== 'connect') {
       throw redisUnavailable();
     }
+    const datasetId = request.datasetId;
+    if (options.idempotencyKey === undefined) return this.#view(await this.#createRecordAndFlow(datasetId, settings));
 
+    const { id } = await this.#idempotency.run(
+      { callerId: options.callerId ?? null, key: options.idempotencyKey, bodyHash: canonicalHash({ datasetId, settings }) },
+      async () => (await this.#createRecordAndFlow(datasetId, settings)).id,
+      async (existing) => (await this.#records.read(existing).catch(() => null)) !== null,
+    );
+    return this.get(id);
+  }
+
+  /** Writes the record, then queues its flow; removes the record again when queueing fails. */
+  async #createRecordAndFlow(datasetId: string, settings: ExperimentSettings): Promise<ExperimentRecord> {
     const createdAt = this.#now();
     let record: ExperimentRecord | undefined;
     for (let attempt = 0; attempt < 5 && record === undefined; attempt++) {
       const candidate: ExperimentRecord = {
         schemaVersion: 1,
         id: newExperimentId(createdAt),
-        datasetId: request.datasetId,
+        datasetId,
         settings,
         status: 'queued',
         createdAt: createdAt.toISOString(),
@@ -105,7 +141,7 @@ export class ExperimentService {
       await this.#records.remove(record.id);
       throw error;
     }
-    return this.#view(record);
+    return record;
   }
 
   /**
