@@ -7,20 +7,11 @@
 import type {} from '@fastify/multipart';
 import type { FastifyRequest } from 'fastify';
 import { AppError } from '../../infra/errors.ts';
+import type { PredictRequest } from '../ports.ts';
 
-/** One image to classify. */
-export interface PredictImage {
-  id: string;
-  data: Uint8Array;
-}
-
-/** What a predict request asks for. */
-export interface PredictInput {
-  images: PredictImage[];
-  /** Model id or alias; undefined for the default (`production`). */
-  model: string | undefined;
-  explain: boolean;
-}
+/** What a predict request asks for: the predictor port's request (model undefined: `production`). */
+type PredictInput = PredictRequest;
+type PredictImage = PredictRequest['images'][number];
 
 export interface PredictInputLimits {
   /** Most images in one request. */
