@@ -27,7 +27,7 @@ import path from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 import type { Browser, BrowserContext, BrowserContextOptions, Page, Response } from 'playwright-core';
 import { startWorkers, type RunningWorkers } from '../../src/workers/run-workers.ts';
-import { sha256, startApiFixture, waitFor, XRAY_DIR, type ApiFixture, type KeyName } from '../integration/api/api-fixture.ts';
+import { sha256, SKIP_WITHOUT_XRAYS, startApiFixture, waitFor, XRAY_DIR, type ApiFixture, type KeyName } from '../integration/api/api-fixture.ts';
 import {
   isInViewport,
   launchChromium,
@@ -179,7 +179,7 @@ describe('the web page in Chromium', { skip: SKIP_WITHOUT_CHROMIUM }, () => {
     await limited.arrayBuffer();
   });
 
-  it('asks for the key once, predicts a real X-ray from the file input and shows class, percentage, bars, overlay and model', async () => {
+  it('asks for the key once, predicts a real X-ray from the file input and shows class, percentage, bars, overlay and model', { skip: SKIP_WITHOUT_XRAYS }, async () => {
     assert.ok(fx.experiment, 'the fixture trained a model');
     const { page, watch, response, statuses } = await openPage({ allowStatuses: [401, 415, 422] });
     assert.equal(response?.status(), 200);
@@ -428,7 +428,7 @@ describe('the web page in Chromium', { skip: SKIP_WITHOUT_CHROMIUM }, () => {
     assert.deepEqual(watch.problems, []);
   });
 
-  it('fits a 375 px phone screen in every section with the notice in view, with the key added by a proxy', async () => {
+  it('fits a 375 px phone screen in every section with the notice in view, with the key added by a proxy', { skip: SKIP_WITHOUT_XRAYS }, async () => {
     // A proxy in front of the service adds the header: the browser context plays its part.
     const { page, watch, statuses } = await openPage({
       viewport: PHONE,
