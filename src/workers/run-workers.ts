@@ -35,6 +35,13 @@ import { TRAINING_JOB_NAMES } from './training.processor.ts';
  */
 export const MAX_STALLED_COUNT = 3;
 
+/**
+ * How long a worker waits before fetching again after a fetch failed on a connection error, ms.
+ * BullMQ's default (15 s) left jobs waiting that long after every Redis restart whenever the
+ * outage hit a fetch; the connection's own reconnect backoff already keeps retries from spinning.
+ */
+export const FETCH_RETRY_DELAY_MS = 1_000;
+
 /** The file BullMQ runs in the training sandbox thread. */
 export const TRAINING_SANDBOX_FILE = new URL('./training.sandbox.js', import.meta.url);
 
@@ -97,6 +104,7 @@ export function startWorkers<R = unknown>(options: StartWorkersOptions<R>): Runn
     lockDuration: config.JOB_LOCK_DURATION_MS,
     stalledInterval: config.STALLED_INTERVAL_MS,
     maxStalledCount: MAX_STALLED_COUNT,
+    runRetryDelay: FETCH_RETRY_DELAY_MS,
     name: `${os.hostname()}:${process.pid}`,
   };
   const workers: Worker[] = [];
