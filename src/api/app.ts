@@ -24,6 +24,7 @@ import type { Metrics } from '../infra/metrics.ts';
 import { registerOperations } from './openapi/register-operations.ts';
 import { loadSpec } from './openapi/spec.ts';
 import { authPlugin } from './plugins/auth.plugin.ts';
+import { bodyTimeoutPlugin } from './plugins/body-timeout.plugin.ts';
 import { metricsPlugin } from './plugins/metrics.plugin.ts';
 import { rateLimitPlugin } from './plugins/rate-limit.plugin.ts';
 import type { DatasetsPort, ExperimentsPort, ModelsPort, PredictorPort, ReadinessPort, ReportsPort } from './ports.ts';
@@ -66,6 +67,12 @@ declare module 'fastify' {
 
 /** Media types of a raw dataset upload; the body reaches the handler as a stream. */
 const ZIP_MEDIA_TYPES = ['application/zip', 'application/x-zip-compressed'];
+
+/** The operations that take large bodies, and how long each body may take to arrive (ms). */
+const UPLOAD_DEADLINES: Readonly<Record<string, (config: Config) => number>> = Object.freeze({
+  predict: (config) => config.PREDICT_UPLOAD_TIMEOUT_MS,
+  createDataset: (config) => config.DATASET_UPLOAD_TIMEOUT_MS,
+});
 
 /** An Ajv instance for request validation (draft-07, the subset openapi.yaml keeps to). */
 function schemaValidator(coerceTypes: boolean): Ajv {
@@ -111,6 +118,10 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     for (const method of [route.method].flat()) routeTable.push({ method, url: route.url, operationId: route.config?.operationId });
   });
 
+  await app.register(bodyTimeoutPlugin, {
+    idleMs: config.UPLOAD_IDLE_TIMEOUT_MS,
+    deadlineMs: (operationId) => UPLOAD_DEADLINES[operationId ?? '']?.(config) ?? config.UPLOAD_IDLE_TIMEOUT_MS,
+  });
   await app.register(authPlugin, { keys: deps.keys });
   await app.register(rateLimitPlugin, {
     max: config.RATE_LIMIT_PER_MINUTE,

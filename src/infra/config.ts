@@ -46,6 +46,12 @@ export const ENV_SCHEMA = z.object({
   PREDICT_MAX_FILES: integer(32, 1),
   /** Largest decoded image (width x height) accepted anywhere. */
   IMAGE_MAX_PIXELS: integer(100_000_000, 1),
+  /** A request body that stops arriving for this long gets 408 REQUEST_TIMEOUT (any route). */
+  UPLOAD_IDLE_TIMEOUT_MS: integer(30_000, 100),
+  /** Longest time to receive the whole body of a `/v1/predict` request (other small bodies: the idle limit). */
+  PREDICT_UPLOAD_TIMEOUT_MS: integer(60_000, 100),
+  /** Longest time to receive a dataset zip. */
+  DATASET_UPLOAD_TIMEOUT_MS: integer(3_600_000, 100),
   /** Limits of a dataset zip: upload bytes, entries, uncompressed bytes, compression ratio. */
   DATASET_MAX_UPLOAD_BYTES: integer(2 * 1024 * 1024 * 1024, 1),
   DATASET_MAX_ENTRIES: integer(200_000, 1),

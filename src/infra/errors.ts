@@ -20,6 +20,7 @@ export const ERROR_CATALOG = Object.freeze({
   MODEL_NOT_FOUND: { status: 404, title: 'No such model' },
   MODEL_FILE_NOT_FOUND: { status: 404, title: 'No such model file' },
   NOT_ACCEPTABLE: { status: 406, title: 'None of the accepted media types can be produced' },
+  REQUEST_TIMEOUT: { status: 408, title: 'The request body did not arrive in time' },
   DATASET_EXISTS: { status: 409, title: 'A dataset with this id exists' },
   EXPERIMENT_FINISHED: { status: 409, title: 'The experiment has already finished' },
   IDEMPOTENCY_KEY_IN_USE: { status: 409, title: 'A request with this Idempotency-Key is still being processed' },

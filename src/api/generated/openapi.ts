@@ -70,7 +70,9 @@ export interface paths {
          * @description The archive is checked while it is extracted into a fresh folder: entries with `..`, absolute
          *     paths, links, too many entries, too many bytes or a bomb's compression ratio are refused with
          *     `ARCHIVE_UNSAFE`, and nothing is kept. Send the zip as the raw body (`Content-Type:
-         *     application/zip`) or as the multipart field `file`.
+         *     application/zip`) or as the multipart field `file`. An upload that stalls for
+         *     `UPLOAD_IDLE_TIMEOUT_MS`, or is not complete within `DATASET_UPLOAD_TIMEOUT_MS`, gets 408
+         *     `REQUEST_TIMEOUT`, and nothing is kept.
          */
         post: operations["createDataset"];
         delete?: never;
@@ -284,7 +286,9 @@ export interface paths {
          * @description Multipart: one or more `image` file fields (JPEG or PNG), optional fields `model` and `explain`.
          *     JSON: `{ images: [{ id, data: base64 }], model?, explain? }`. The type is decided from the bytes.
          *     Requests are batched dynamically with other requests for the same model. When the backlog is
-         *     full the answer is 503 `QUEUE_FULL` with `Retry-After`.
+         *     full the answer is 503 `QUEUE_FULL` with `Retry-After`. A body that stalls for
+         *     `UPLOAD_IDLE_TIMEOUT_MS`, or is not complete within `PREDICT_UPLOAD_TIMEOUT_MS`, gets 408
+         *     `REQUEST_TIMEOUT` and the connection is closed.
          */
         post: operations["predict"];
         delete?: never;
@@ -301,7 +305,7 @@ export interface components {
         /** @enum {string} */
         Architecture: "cnn" | "vgg16" | "resnet50" | "inceptionv3";
         /** @enum {string} */
-        ProblemCode: "VALIDATION_FAILED" | "BODY_INVALID" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "DATASET_NOT_FOUND" | "EXPERIMENT_NOT_FOUND" | "REPORT_NOT_FOUND" | "CHART_NOT_FOUND" | "MODEL_NOT_FOUND" | "MODEL_FILE_NOT_FOUND" | "NOT_ACCEPTABLE" | "DATASET_EXISTS" | "EXPERIMENT_FINISHED" | "REPORT_NOT_READY" | "PAYLOAD_TOO_LARGE" | "TOO_MANY_FILES" | "UNSUPPORTED_MEDIA_TYPE" | "IMAGE_TYPE_UNSUPPORTED" | "IMAGE_UNDECODABLE" | "IMAGE_TOO_LARGE" | "IMAGE_TOO_SMALL" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "DATASET_EMPTY" | "DATASET_SINGLE_CLASS" | "DATASET_TOO_SMALL" | "DATASET_INVALID" | "IDEMPOTENCY_KEY_REUSED" | "IDEMPOTENCY_KEY_IN_USE" | "EXPERIMENT_INVALID" | "RATE_LIMITED" | "INTERNAL" | "MODEL_CORRUPT" | "QUEUE_FULL" | "REDIS_UNAVAILABLE" | "SHUTTING_DOWN" | "PREDICTION_TIMEOUT" | "OUT_OF_MEMORY" | "INSUFFICIENT_STORAGE";
+        ProblemCode: "VALIDATION_FAILED" | "BODY_INVALID" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "DATASET_NOT_FOUND" | "EXPERIMENT_NOT_FOUND" | "REPORT_NOT_FOUND" | "CHART_NOT_FOUND" | "MODEL_NOT_FOUND" | "MODEL_FILE_NOT_FOUND" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "DATASET_EXISTS" | "EXPERIMENT_FINISHED" | "REPORT_NOT_READY" | "PAYLOAD_TOO_LARGE" | "TOO_MANY_FILES" | "UNSUPPORTED_MEDIA_TYPE" | "IMAGE_TYPE_UNSUPPORTED" | "IMAGE_UNDECODABLE" | "IMAGE_TOO_LARGE" | "IMAGE_TOO_SMALL" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "DATASET_EMPTY" | "DATASET_SINGLE_CLASS" | "DATASET_TOO_SMALL" | "DATASET_INVALID" | "IDEMPOTENCY_KEY_REUSED" | "IDEMPOTENCY_KEY_IN_USE" | "EXPERIMENT_INVALID" | "RATE_LIMITED" | "INTERNAL" | "MODEL_CORRUPT" | "QUEUE_FULL" | "REDIS_UNAVAILABLE" | "SHUTTING_DOWN" | "PREDICTION_TIMEOUT" | "OUT_OF_MEMORY" | "INSUFFICIENT_STORAGE";
         Problem: {
             /** @description A URI naming the problem type: `urn:fracture-service:problem:<code>`. */
             type: string;
