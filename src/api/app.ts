@@ -160,6 +160,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
       maxFiles: config.PREDICT_MAX_FILES,
       // A JSON body carries base64 (4/3 of the bytes): room for one largest image, plus the wrapping.
       jsonBodyLimit: Math.ceil((config.PREDICT_MAX_FILE_BYTES * 4) / 3) + 64 * 1024,
+      onAuditFailure: () => deps.metrics.auditWriteFailures.inc(),
     }),
   });
   if (deps.extraRoutes) await deps.extraRoutes(app);

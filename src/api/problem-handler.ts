@@ -46,7 +46,6 @@ const MULTIPART_WITHOUT_BOUNDARY = /^Multipart: Boundary not found/;
 
 /** Node.js errors that mean something other than a bug. */
 function systemErrorCode(error: NodeJS.ErrnoException): ErrorCode | undefined {
-  if (error.code === 'ENOSPC' || error.code === 'EDQUOT') return 'INSUFFICIENT_STORAGE';
   if (error.name === 'MaxRetriesPerRequestError' || error.message === 'Connection is closed.' || /enableOfflineQueue/.test(error.message)) {
     return 'REDIS_UNAVAILABLE';
   }

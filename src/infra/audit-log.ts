@@ -8,11 +8,17 @@
  * Appends within a process go through one promise chain and each record is one `write` to a file
  * opened with `O_APPEND`, so lines never interleave; processes sharing the file rely on `O_APPEND`
  * writes of a short line landing whole, which local file systems provide.
+ *
+ * A full disk must not silence the log while the model keeps answering: beside the log lies a
+ * reserve file (`predictions.jsonl.reserve`, 1 MiB of zeros by default, room for about 3,000
+ * records), written when the log is opened. An append that finds the disk full shortens the reserve
+ * by one step (64 KiB, about 200 records) and writes into the space that frees; small steps leave
+ * little for other writers to take. The next start writes a whole reserve again when there is room.
  * @module
  */
-import { mkdir, open, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, rm, stat, truncate, writeFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { ERROR_CATALOG, type ErrorCode } from './errors.ts';
+import { ERROR_CATALOG, isOutOfSpace, type ErrorCode } from './errors.ts';
 
 /** The model that answered. */
 export interface AuditModel {
@@ -47,6 +53,11 @@ const ROUTE = /^[A-Z]{3,7} \/[A-Za-z0-9_/{}:.-]{0,200}$/;
 const SHA256 = /^[0-9a-f]{64}$/;
 const MODEL_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 const VERSION = /^[A-Za-z0-9_.:+-]{1,64}$/;
+
+/** Default size of the reserve file: about 3,000 records of one image each. */
+const DEFAULT_RESERVE_BYTES = 1024 * 1024;
+/** What one full-disk append frees of the reserve: a multiple of every usual page and block size. */
+const RESERVE_STEP_BYTES = 64 * 1024;
 
 /** Most inputs one record lists (a request has at most PREDICT_MAX_FILES; this is a sanity bound). */
 const MAX_INPUTS = 10_000;
@@ -99,13 +110,22 @@ function toLine(record: AuditRecord): string {
  */
 export class AuditLog {
   readonly file: string;
+  /** The space kept aside for appends after the disk fills (see the module comment). */
+  readonly reserveFile: string;
+  readonly #reserveBytes: number;
   #handle: Promise<FileHandle> | null = null;
   /** Tail of the append chain; never rejects, so one failed write does not block the next. */
   #tail: Promise<unknown> = Promise.resolve();
   #closed = false;
 
-  constructor(file: string) {
+  /**
+   * @param file the JSON-lines file
+   * @param options.reserveBytes size of the reserve file, bytes. Default 1 MiB; 0 keeps none.
+   */
+  constructor(file: string, options: { reserveBytes?: number } = {}) {
     this.file = path.resolve(file);
+    this.reserveFile = `${this.file}.reserve`;
+    this.#reserveBytes = options.reserveBytes ?? DEFAULT_RESERVE_BYTES;
   }
 
   /**
@@ -131,16 +151,42 @@ export class AuditLog {
     let offset = 0;
     // one write call per record in practice; the loop only guards against a short write
     while (offset < bytes.length) {
-      const { bytesWritten } = await handle.write(bytes, offset, bytes.length - offset);
-      offset += bytesWritten;
+      let written: number;
+      try {
+        written = (await handle.write(bytes, offset, bytes.length - offset)).bytesWritten;
+      } catch (error) {
+        if (!isOutOfSpace(error) || !(await this.#releaseReserve())) throw error;
+        written = (await handle.write(bytes, offset, bytes.length - offset)).bytesWritten;
+      }
+      offset += written;
     }
+  }
+
+  /** Shortens the reserve file by one step, freeing that much space; false when it is used up. */
+  async #releaseReserve(): Promise<boolean> {
+    const size = await stat(this.reserveFile).then((info) => info.size, () => 0);
+    if (size === 0) return false;
+    const left = Math.max(0, size - RESERVE_STEP_BYTES);
+    if (left === 0) await rm(this.reserveFile, { force: true });
+    else await truncate(this.reserveFile, left);
+    return true;
+  }
+
+  /** Writes the reserve file when it is missing or short; a disk too full for it is no error. */
+  async #ensureReserve(): Promise<void> {
+    if (this.#reserveBytes <= 0) return;
+    const size = await stat(this.reserveFile).then((info) => info.size, () => 0);
+    if (size >= this.#reserveBytes) return;
+    await writeFile(this.reserveFile, Buffer.alloc(this.#reserveBytes), { mode: 0o600 }).catch(() => undefined);
   }
 
   #open(): Promise<FileHandle> {
     if (this.#handle === null) {
       const opening = (async () => {
         await mkdir(path.dirname(this.file), { recursive: true, mode: 0o700 });
-        return open(this.file, 'a', 0o600);
+        const handle = await open(this.file, 'a', 0o600);
+        await this.#ensureReserve();
+        return handle;
       })();
       // a failed open is retried by the next append rather than cached
       opening.catch(() => {
@@ -149,6 +195,14 @@ export class AuditLog {
       this.#handle = opening;
     }
     return this.#handle;
+  }
+
+  /**
+   * Opens the file and writes the reserve now, rather than on the first append (which might come
+   * when the disk is already full). Safe to call more than once.
+   */
+  async prepare(): Promise<void> {
+    await this.#open();
   }
 
   /** Waits for pending appends and closes the file. Later appends reject. Idempotent. */

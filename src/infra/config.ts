@@ -20,6 +20,13 @@ export const ENV_SCHEMA = z.object({
   HOST: z.string().min(1).default('127.0.0.1'),
   /** Artifact store: datasets/, experiments/, models/, audit log. */
   DATA_DIR: z.string().min(1).default('./data'),
+  /**
+   * Free space `DATA_DIR` keeps for records, audit and prediction uploads: below it, dataset uploads
+   * and experiments get 507 and training waits (0: no watermark).
+   */
+  DATA_DIR_MIN_FREE_BYTES: integer(256 * 1024 * 1024, 0),
+  /** How often training held back by a full data directory tries again. */
+  STORAGE_RETRY_INTERVAL_MS: integer(30_000, 100),
   /** Redis for BullMQ. Unset: `api`/`worker` use redis://127.0.0.1:6379; `start` also tries to start one. */
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
   /** Prefix of every BullMQ key, so several deployments (or tests) share one Redis. */

@@ -114,12 +114,23 @@ export function withoutServerPaths(message: string): string {
   return message.replace(ABSOLUTE_PATH, (_match, last: string) => last);
 }
 
+/** True when `error`, or an error in its `cause` chain, says the disk or a quota is full. */
+export function isOutOfSpace(error: unknown): boolean {
+  for (let current = error, depth = 0; current instanceof Error && depth < 8; current = current.cause, depth++) {
+    const code = (current as NodeJS.ErrnoException).code;
+    if (code === 'ENOSPC' || code === 'EDQUOT') return true;
+  }
+  return false;
+}
+
 /**
- * `error` as an {@link AppError}: an AppError as is, an ML engine error by its code, anything else
- * as `INTERNAL` (whose detail never repeats the original message, which may hold paths or data).
+ * `error` as an {@link AppError}: an AppError as is, a full disk as `INSUFFICIENT_STORAGE`, an ML
+ * engine error by its code, anything else as `INTERNAL` (whose detail never repeats the original
+ * message, which may hold paths or data).
  */
 export function toAppError(error: unknown): AppError {
   if (error instanceof AppError) return error;
+  if (isOutOfSpace(error)) return new AppError('INSUFFICIENT_STORAGE', 'the data directory is full; free space and retry', { cause: error });
   if (isMlError(error)) {
     const code = ML_CODE_MAP[error.code];
     const generic = code === 'INTERNAL' || code === 'MODEL_CORRUPT' || code === 'MODEL_NOT_FOUND';

@@ -1,11 +1,12 @@
 /**
  * Prometheus metrics of one process (DESIGN section 3, `/metrics`): HTTP latency by route template,
- * dynamic-batching sizes and durations, queue depths read at scrape time, training progress, and
- * prom-client's default process metrics. Each {@link createMetrics} call has its own `Registry` (not
+ * dynamic-batching sizes and durations, queue depths and the data directory's free space read at
+ * scrape time, training progress, audit records that could not be written, and prom-client's
+ * default process metrics. Each {@link createMetrics} call has its own `Registry` (not
  * prom-client's global one), so apps built in tests never collide on metric names.
  * @module
  */
-import { collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /** Job counts per queue and state, e.g. `{ training: { waiting: 2, active: 1 } }` (BullMQ's `getJobCounts`). */
 export type QueueCounts = Readonly<Record<string, Readonly<Record<string, number>>>>;
@@ -43,6 +44,12 @@ export interface Metrics {
   readonly trainingProgress: Gauge<'experiment' | 'architecture'>;
   /** Current epoch (1-based) of an architecture's training. Labels `experiment`, `architecture`. */
   readonly trainingEpoch: Gauge<'experiment' | 'architecture'>;
+  /** Free bytes of the data directory's file system, read at scrape time ({@link setFreeSpaceReader}). */
+  readonly dataDirFreeBytes: Gauge<string>;
+  /** Audit records that could not be written (e.g. a full disk): each is a prediction without its record. */
+  readonly auditWriteFailures: Counter<string>;
+  /** Sets (or, with null, clears) the callback that fills `data_dir_free_bytes` at each scrape. */
+  setFreeSpaceReader(reader: (() => Promise<number>) | null): void;
   /** Sets (or, with null, clears) the callback that fills `queue_jobs` at each scrape. */
   setQueueCounter(counter: QueueCounter | null): void;
   /** Records a training's progress (`ratio` 0..1, `epoch` 1-based). */
@@ -111,6 +118,26 @@ export function createMetrics(settings: MetricsSettings = {}): Metrics {
       }
     },
   });
+  let freeSpaceReader: (() => Promise<number>) | null = null;
+  const dataDirFreeBytes = new Gauge({
+    name: 'data_dir_free_bytes',
+    help: 'Free bytes of the file system holding DATA_DIR (below DATA_DIR_MIN_FREE_BYTES new work is refused)',
+    registers: [registry],
+    async collect() {
+      this.reset();
+      if (freeSpaceReader === null) return;
+      try {
+        this.set(await freeSpaceReader());
+      } catch {
+        // no series rather than a wrong one
+      }
+    },
+  });
+  const auditWriteFailures = new Counter({
+    name: 'audit_write_failures_total',
+    help: 'Prediction audit records that could not be written',
+    registers: [registry],
+  });
   const trainingProgress = new Gauge({
     name: 'training_progress_ratio',
     help: 'Share of an architecture training done (0..1)',
@@ -132,6 +159,11 @@ export function createMetrics(settings: MetricsSettings = {}): Metrics {
     queueJobs,
     trainingProgress,
     trainingEpoch,
+    dataDirFreeBytes,
+    auditWriteFailures,
+    setFreeSpaceReader(reader) {
+      freeSpaceReader = reader;
+    },
     setQueueCounter(counter) {
       queueCounter = counter;
     },

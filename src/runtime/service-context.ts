@@ -16,6 +16,7 @@ import { AuditLog } from '../infra/audit-log.ts';
 import { DEFAULT_REDIS_URL, type Config } from '../infra/config.ts';
 import { createMetrics, type Metrics } from '../infra/metrics.ts';
 import { QUEUE_NAMES } from '../infra/queues.ts';
+import { StorageGuard } from '../infra/storage.ts';
 import { closeConnection, createProducerConnection, createWorkerConnection, type RedisConnection } from '../infra/redis.ts';
 import { initBackend, type BackendInfo } from '../ml/backend/select-backend.ts';
 import { DatasetService, datasetLimitsFromConfig } from '../services/datasets/index.ts';
@@ -52,13 +53,15 @@ export interface ServiceContext {
 export function createServiceContext(config: Config, options: { logger: Logger; redisUrl?: string }): ServiceContext {
   const redisUrl = options.redisUrl ?? config.REDIS_URL ?? DEFAULT_REDIS_URL;
   const store = new ArtifactStore(config.DATA_DIR);
+  const storage = new StorageGuard(store.root, config.DATA_DIR_MIN_FREE_BYTES);
   const redis = createProducerConnection(redisUrl);
   const queues = createExperimentQueues(redis, config.QUEUE_PREFIX);
-  const experiments = new ExperimentService({ store, queues });
+  const experiments = new ExperimentService({ store, queues, storage });
   const metrics = createMetrics();
   metrics.setQueueCounter(async () => ({
     [QUEUE_NAMES.training]: await queues.trainingQueue.getJobCounts(),
   }));
+  metrics.setFreeSpaceReader(() => storage.freeBytes());
   const audit = new AuditLog(path.join(store.auditDir, 'predictions.jsonl'));
   return {
     config,
@@ -67,7 +70,7 @@ export function createServiceContext(config: Config, options: { logger: Logger; 
     store,
     redis,
     queues,
-    datasets: new DatasetService(store, datasetLimitsFromConfig(config)),
+    datasets: new DatasetService(store, datasetLimitsFromConfig(config), { storage }),
     experiments,
     models: new ModelRegistry(store),
     reports: new ReportService(store, async (id) => {
@@ -82,6 +85,7 @@ export function createServiceContext(config: Config, options: { logger: Logger; 
     audit,
     close: async () => {
       metrics.setQueueCounter(null);
+      metrics.setFreeSpaceReader(null);
       await audit.close();
       await queues.close();
       await closeConnection(redis);
@@ -230,6 +234,8 @@ export async function createApiRuntime(context: ServiceContext, options: { keys:
   // a quarter of a second at most, not the producer connection's 5 s command timeout.
   const rateLimitRedis = createProducerConnection(context.redisUrl, { commandTimeoutMs: RATE_LIMIT_COMMAND_TIMEOUT_MS, connectionName: `${config.QUEUE_PREFIX}:rate-limit` });
   closers.push(() => closeConnection(rateLimitRedis));
+  // The audit log's reserve is written while there is room, not at the first prediction.
+  await context.audit.prepare().catch((error: unknown) => context.logger.error({ err: error }, 'the audit log could not be opened'));
   const trainingEvents = followTrainingProgress(context);
   const app = await buildApp({
     config,

@@ -9,6 +9,7 @@
  *   file has it; a job that stalled too often has none, and gets a generic one). The other children
  *   see the experiment has ended and stop within a second.
  * - Cancelled: nothing to do; the job ends unrecoverably.
+ * - The data directory full: held back as delayed until there is room (`storage-hold.ts`).
  *
  * Idempotent: a rerun after a crash finds the experiment completed and returns the same outcome;
  * model registration is idempotent, and the report is rewritten identically but for its time stamp.
@@ -22,6 +23,7 @@ import { isArchitecture, type Architecture } from '../ml/models/index.ts';
 import { engineOptions } from '../services/experiments/experiment-settings.ts';
 import { DEFAULT_ALIAS, modelIdFor } from '../services/models/model.types.ts';
 import type { ExperimentError, ExperimentRecord, ExperimentWinner } from '../services/experiments/experiment.types.ts';
+import { holdForStorage } from './storage-hold.ts';
 import type { TrainingContext } from './training-context.ts';
 
 /** What a `compare` job returns (stored in Redis). */
@@ -45,7 +47,7 @@ export function architectureOfJobKey(jobKey: string): Architecture | null {
 }
 
 /** Runs a `compare` job. */
-export async function processCompareJob(job: SandboxedJob<CompareJob['data']>, context: TrainingContext): Promise<CompareJobResult> {
+export async function processCompareJob(job: SandboxedJob<CompareJob['data']>, token: string | undefined, context: TrainingContext): Promise<CompareJobResult> {
   const { experimentId } = parseCompareJobData(job.data);
   const { records, store } = context;
   const record = await records.read(experimentId);
@@ -62,11 +64,11 @@ export async function processCompareJob(job: SandboxedJob<CompareJob['data']>, c
     throw new UnrecoverableError(`the experiment failed: ${error.code}: ${error.detail}`);
   }
 
-  await records.update(experimentId, (current) => ({ ...current, compareRuns: current.compareRuns + 1 }));
   const experimentDir = store.experimentDir(experimentId);
   let modelIds: string[];
   let winner: ExperimentWinner | null;
   try {
+    await records.update(experimentId, (current) => ({ ...current, compareRuns: current.compareRuns + 1 }));
     const report = await runExperiment({
       dataDir: store.datasetDir(record.datasetId),
       outDir: experimentDir,
@@ -80,7 +82,9 @@ export async function processCompareJob(job: SandboxedJob<CompareJob['data']>, c
     modelIds = await context.registry.registerFromExperiment(experimentId, report, experimentDir, { datasetId: record.datasetId });
     winner = await promoteWinner(context, record, report.winner, report.ranking.metric, modelIds);
   } catch (error) {
-    if (error instanceof UnrecoverableError || job.attemptsMade + 1 < (job.opts.attempts ?? 1)) throw error;
+    if (error instanceof UnrecoverableError) throw error;
+    if (toAppError(error).code === 'INSUFFICIENT_STORAGE') throw await holdForStorage(job, token, context.config.STORAGE_RETRY_INTERVAL_MS);
+    if (job.attemptsMade + 1 < (job.opts.attempts ?? 1)) throw error;
     // The last attempt: the experiment fails with this error rather than staying `running` forever.
     const appError = toAppError(error);
     await records.markFailed(experimentId, { code: appError.code, detail: `building the report failed: ${appError.message}` });

@@ -10,6 +10,7 @@
  *
  * Endings: done (returns headline metrics); cancelled or experiment already ended (unrecoverable: no
  * retry); worker shutting down (the job goes back to the queue untouched, to resume elsewhere);
+ * the data directory full (held back as delayed without using an attempt, see `storage-hold.ts`);
  * a failure (retried while attempts remain, except for problems a retry cannot fix).
  * @module
  */
@@ -23,6 +24,7 @@ import { isArchitecture, type Architecture } from '../ml/models/index.ts';
 import { engineOptions } from '../services/experiments/experiment-settings.ts';
 import { isFinalStatus, type ArchitectureResultSummary, type ExperimentError } from '../services/experiments/experiment.types.ts';
 import { ProgressTracker, summarizeResult } from './progress-tracker.ts';
+import { holdForStorage } from './storage-hold.ts';
 import { watchStopSignal, type StopReason } from './stop-signal.ts';
 import type { TrainingContext } from './training-context.ts';
 
@@ -90,12 +92,13 @@ export async function processTrainJob(
     await tracker.finish('cancelled');
     throw new UnrecoverableError(`not trained: ${early === 'cancelled' ? 'the experiment was cancelled' : 'the experiment has ended'}`);
   }
-  const startedAt = new Date().toISOString();
-  await records.update(experimentId, (current) => (current.status === 'queued' ? { ...current, status: 'running', startedAt } : null));
-  await tracker.begin();
-
   const stop = watchStopSignal(stopReason, context.cancelPollMs, jobSignal);
   try {
+    // Before the first write: a job held back for space comes here again every retry interval.
+    await context.storage.assertRoom('training');
+    const startedAt = new Date().toISOString();
+    await records.update(experimentId, (current) => (current.status === 'queued' ? { ...current, status: 'running', startedAt } : null));
+    await tracker.begin();
     const report = await runExperiment({
       dataDir: store.datasetDir(record.datasetId),
       outDir: store.experimentDir(experimentId),
@@ -111,7 +114,7 @@ export async function processTrainJob(
     await tracker.finish('completed', { result });
     return { architecture, result: summarizeResult(result) };
   } catch (error) {
-    throw await failure(error, stop.reason(), job, token, tracker);
+    throw await failure(error, stop.reason(), job, token, tracker, context.config.STORAGE_RETRY_INTERVAL_MS);
   } finally {
     stop.stop();
   }
@@ -124,6 +127,7 @@ async function failure(
   job: SandboxedJob<TrainJob['data']>,
   token: string | undefined,
   tracker: ProgressTracker,
+  storageRetryMs: number,
 ): Promise<Error> {
   const cancelled = isMlError(error, 'TRAINING_CANCELLED');
   if (cancelled && stopped === 'shutdown') {
@@ -145,6 +149,12 @@ async function failure(
     await resetWasmBackend().catch(() => {});
   }
   const appError = toAppError(error);
+  if (appError.code === 'INSUFFICIENT_STORAGE') {
+    const detail = `${appError.message}; training resumes from its last epoch checkpoint once there is room (checked every ${Math.round(storageRetryMs / 1000)} s)`;
+    // On a full disk even the progress file may not be written; the job is held back all the same.
+    await tracker.retryLater({ code: appError.code, detail }).catch(() => undefined);
+    return holdForStorage(job, token, storageRetryMs);
+  }
   const reported: ExperimentError = { code: appError.code, detail: appError.message };
   const permanent = isMlError(error) && PERMANENT_ML_CODES.has(error.code);
   const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);

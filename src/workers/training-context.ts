@@ -9,6 +9,7 @@
 import { isMainThread, workerData } from 'node:worker_threads';
 import { ArtifactStore } from '../infra/artifact-store.ts';
 import { loadConfig, type Config } from '../infra/config.ts';
+import { StorageGuard, type RoomCheck } from '../infra/storage.ts';
 import type { ExperimentReport } from '../ml/experiment/index.ts';
 import { ExperimentRecords } from '../services/experiments/experiment-records.ts';
 import { ModelRegistry } from '../services/models/model-registry.ts';
@@ -35,6 +36,8 @@ export interface TrainingContext {
   registry: ExperimentModelRegistry;
   /** How often a running `train` job looks for the cancel marker, ms. */
   cancelPollMs: number;
+  /** Holds training back while the data directory is below `DATA_DIR_MIN_FREE_BYTES`. */
+  storage: RoomCheck;
 }
 
 /** Builds a context from a configuration. */
@@ -46,6 +49,7 @@ export function createTrainingContext(config: Config, overrides: Partial<Omit<Tr
     records: overrides.records ?? new ExperimentRecords(store),
     registry: overrides.registry ?? new ModelRegistry(store),
     cancelPollMs: overrides.cancelPollMs ?? 1_000,
+    storage: overrides.storage ?? new StorageGuard(store.root, config.DATA_DIR_MIN_FREE_BYTES),
   };
 }
 

@@ -23,7 +23,7 @@ export const TRAINING_JOB_HANDLERS: Readonly<{ [N in TrainingJobName]: () => Pro
   },
   compare: async () => {
     const { processCompareJob } = await import('./compare.processor.ts');
-    return (job, _token, _signal, context) => processCompareJob(job as SandboxedJob<CompareJob['data']>, context);
+    return (job, token, _signal, context) => processCompareJob(job as SandboxedJob<CompareJob['data']>, token, context);
   },
 });
 

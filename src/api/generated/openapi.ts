@@ -72,7 +72,8 @@ export interface paths {
          *     `ARCHIVE_UNSAFE`, and nothing is kept. Send the zip as the raw body (`Content-Type:
          *     application/zip`) or as the multipart field `file`. An upload that stalls for
          *     `UPLOAD_IDLE_TIMEOUT_MS`, or is not complete within `DATASET_UPLOAD_TIMEOUT_MS`, gets 408
-         *     `REQUEST_TIMEOUT`, and nothing is kept.
+         *     `REQUEST_TIMEOUT`, and nothing is kept. While the data directory has less than
+         *     `DATA_DIR_MIN_FREE_BYTES` free the answer is 507 `INSUFFICIENT_STORAGE`.
          */
         post: operations["createDataset"];
         delete?: never;
@@ -113,7 +114,10 @@ export interface paths {
          * @description Answers at once with 202; the training runs on the workers as a BullMQ flow (one `train` job per
          *     architecture and a `compare` job that writes the report). When it completes and no model holds
          *     the alias `production`, the winner gets it. With an `Idempotency-Key`, a repeated request (same
-         *     key and body, within 24 hours) answers with the experiment the first one created.
+         *     key and body, within 24 hours) answers with the experiment the first one created. While the data
+         *     directory has less than `DATA_DIR_MIN_FREE_BYTES` free the answer is 507 `INSUFFICIENT_STORAGE`
+         *     and nothing is created; training that finds the disk full waits for space and resumes from its
+         *     last checkpoint.
          */
         post: operations["createExperiment"];
         delete?: never;

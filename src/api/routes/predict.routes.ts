@@ -24,6 +24,8 @@ export interface PredictDeps {
   maxFiles: number;
   /** Largest JSON body (base64 images), bytes. */
   jsonBodyLimit: number;
+  /** Called when an audit record could not be written (counted in `/metrics`). */
+  onAuditFailure?: () => void;
 }
 
 interface AuditState {
@@ -64,7 +66,10 @@ export function predictHandlers(deps: PredictDeps): Pick<OperationHandlers, 'pre
               ...(state.code ? { code: state.code } : {}),
               durationMs: Math.round((performance.now() - state.started) * 10) / 10,
             })
-            .catch((error: unknown) => request.log.error({ err: error }, 'audit record could not be written'));
+            .catch((error: unknown) => {
+              deps.onAuditFailure?.();
+              request.log.error({ err: error }, 'audit record could not be written');
+            });
         },
       },
       handler: async (request) => {

@@ -23,6 +23,7 @@ import {
   walkDatasetFolder,
 } from './dataset-summary.ts';
 import type { DatasetLimits, DatasetSummaryView, DatasetView } from './dataset.types.ts';
+import type { RoomCheck } from '../../infra/storage.ts';
 import { receiveUpload } from './upload-file.ts';
 import { extractZipSafely } from './zip-extract.ts';
 
@@ -67,19 +68,23 @@ export function newDatasetId(): string {
 export class DatasetService {
   readonly #store: ArtifactStore;
   readonly #limits: DatasetLimits;
+  /** Refuses uploads while the data directory is short of space (`DATA_DIR_MIN_FREE_BYTES`). */
+  readonly #storage: RoomCheck | null;
   /** Findings being computed, by id and fingerprint, so concurrent requests share one scan. */
   readonly #pending = new Map<string, Promise<DatasetView>>();
 
   /**
    * @param store the artifact store (its `datasetsDir`, `cacheDir` and `uploadsDir` are used)
    * @param limits upload, archive and image limits ({@link datasetLimitsFromConfig})
+   * @param options.storage refuses uploads (507) while the data directory is short of space
    */
-  constructor(store: ArtifactStore, limits: DatasetLimits) {
+  constructor(store: ArtifactStore, limits: DatasetLimits, options: { storage?: RoomCheck } = {}) {
     for (const key of ['maxUploadBytes', 'maxEntries', 'maxBytes', 'maxRatio'] as const) {
       if (!(Number.isFinite(limits[key]) && limits[key] > 0)) throw new RangeError(`dataset limit ${key} must be a positive number`);
     }
     this.#store = store;
     this.#limits = Object.freeze({ ...limits });
+    this.#storage = options.storage ?? null;
   }
 
   /**
@@ -177,6 +182,7 @@ export class DatasetService {
     const id = requestedId ?? newDatasetId();
     const dest = this.#store.datasetDir(id);
     if (await pathExists(dest)) throw new AppError('DATASET_EXISTS', `a dataset with the id "${id}" exists`);
+    await this.#storage?.assertRoom('a dataset upload');
 
     let zipFile: string;
     let upload: string | undefined;

@@ -33,7 +33,13 @@ export class ExperimentRecords {
       if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
       throw error;
     }
-    await this.store.writeJson(this.store.experimentRecord(record.id), record);
+    try {
+      await this.store.writeJson(this.store.experimentRecord(record.id), record);
+    } catch (error) {
+      // A full disk must not leave a folder without a record behind.
+      await rm(this.store.experimentDir(record.id), { recursive: true, force: true });
+      throw error;
+    }
     return true;
   }
 

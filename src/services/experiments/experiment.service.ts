@@ -8,6 +8,7 @@ import { stat } from 'node:fs/promises';
 import type { FlowJob, Job } from 'bullmq';
 import { isSafeId, type ArtifactStore } from '../../infra/artifact-store.ts';
 import { AppError } from '../../infra/errors.ts';
+import type { RoomCheck } from '../../infra/storage.ts';
 import { compareJobId, DEFAULT_JOB_OPTIONS, QUEUE_NAMES, trainJobId, type CompareJob, type TrainJob } from '../../infra/queues.ts';
 import { isRedisConnectionError, redisUnavailable, withRedis } from '../../infra/redis.ts';
 import type { Architecture } from '../../ml/models/index.ts';
@@ -28,6 +29,8 @@ export interface ExperimentServiceDeps {
   datasetExists?: (datasetId: string) => Promise<boolean>;
   /** How often {@link ExperimentService.watch} reads the files, ms. Default 500. */
   watchIntervalMs?: number;
+  /** Refuses experiments (507) while the data directory is short of space. Default: no check. */
+  storage?: RoomCheck;
   /** Clock, for tests. */
   now?: () => Date;
   /**
@@ -69,6 +72,7 @@ export class ExperimentService {
   readonly #watchIntervalMs: number;
   readonly #now: () => Date;
   readonly #idempotency: IdempotencyKeys;
+  readonly #storage: RoomCheck | null;
 
   constructor(deps: ExperimentServiceDeps) {
     this.#store = deps.store;
@@ -77,6 +81,7 @@ export class ExperimentService {
     this.#datasetExists = deps.datasetExists ?? ((id) => isDirectory(this.#store.datasetDir(id)));
     this.#watchIntervalMs = deps.watchIntervalMs ?? 500;
     this.#now = deps.now ?? (() => new Date());
+    this.#storage = deps.storage ?? null;
     this.#idempotency = deps.idempotency ?? new IdempotencyKeys(deps.queues.connection, deps.queues.trainingQueue.opts.prefix ?? 'bull');
   }
 
@@ -118,6 +123,8 @@ export class ExperimentService {
 
   /** Writes the record, then queues its flow; removes the record again when queueing fails. */
   async #createRecordAndFlow(datasetId: string, settings: ExperimentSettings): Promise<ExperimentRecord> {
+    // Here, not before the idempotency check: a repeat of a created experiment is answered anyway.
+    await this.#storage?.assertRoom('an experiment');
     const createdAt = this.#now();
     let record: ExperimentRecord | undefined;
     for (let attempt = 0; attempt < 5 && record === undefined; attempt++) {

@@ -42,7 +42,7 @@ describe('processCompareJob', () => {
   it('returns the recorded outcome again when rerun after the experiment completed', async () => {
     const winner = { architecture: 'cnn' as const, modelId: 'exp-done-cnn', metric: 'macroF1' as const, score: 0.8, reason: 'r', promoted: true };
     await context.records.create(record('exp-done', { status: 'completed', winner, modelIds: ['exp-done-cnn', 'exp-done-vgg16'] }));
-    assert.deepEqual(await processCompareJob(compareJob('exp-done'), context), { experimentId: 'exp-done', winner, modelIds: ['exp-done-cnn', 'exp-done-vgg16'] });
+    assert.deepEqual(await processCompareJob(compareJob('exp-done'), undefined, context), { experimentId: 'exp-done', winner, modelIds: ['exp-done-cnn', 'exp-done-vgg16'] });
     assert.equal((await context.records.read('exp-done'))?.compareRuns, 0, 'no report was rebuilt');
   });
 
@@ -52,14 +52,14 @@ describe('processCompareJob', () => {
       architecture: 'vgg16', status: 'failed', epoch: 0, epochs: 10, batch: 0, batches: null, progress: 0, etaSeconds: null, history: [],
       error: { code: 'OUT_OF_MEMORY', detail: 'not enough memory for vgg16' }, runs: [], updatedAt: new Date().toISOString(),
     });
-    await assert.rejects(processCompareJob(compareJob('exp-fail', { 'p:training:exp-fail.vgg16': 'OUT_OF_MEMORY: ...' }), context), { name: 'UnrecoverableError' });
+    await assert.rejects(processCompareJob(compareJob('exp-fail', { 'p:training:exp-fail.vgg16': 'OUT_OF_MEMORY: ...' }), undefined, context), { name: 'UnrecoverableError' });
     const failed = await new ExperimentRecords(context.store).read('exp-fail');
     assert.equal(failed?.status, 'failed');
     assert.deepEqual(failed?.error, { code: 'OUT_OF_MEMORY', detail: 'not enough memory for vgg16' });
 
     await context.records.create(record('exp-cancel'));
     await context.records.requestCancel('exp-cancel');
-    await assert.rejects(processCompareJob(compareJob('exp-cancel', { 'p:training:exp-cancel.cnn': 'training cancelled' }), context), /cancelled/);
+    await assert.rejects(processCompareJob(compareJob('exp-cancel', { 'p:training:exp-cancel.cnn': 'training cancelled' }), undefined, context), /cancelled/);
     assert.equal((await context.records.read('exp-cancel'))?.status, 'running', 'the cancel owns the record; compare leaves it');
   });
 

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -27,6 +27,17 @@ describe('ExperimentRecords', () => {
   });
   after(async () => {
     await rm(root, { recursive: true, force: true });
+  });
+
+  it('leaves no folder behind when the record cannot be written (a full disk)', async () => {
+    const store = new ArtifactStore(root);
+    const full = Object.assign(Object.create(store) as ArtifactStore, {
+      writeJson: async () => {
+        throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+      },
+    });
+    await assert.rejects(new ExperimentRecords(full).create(record('exp-full')), { code: 'ENOSPC' });
+    await assert.rejects(stat(store.experimentDir('exp-full')), { code: 'ENOENT' });
   });
 
   it('creates a record once per id and reads it back; unknown and unsafe ids read as null', async () => {

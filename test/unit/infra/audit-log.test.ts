@@ -108,6 +108,19 @@ describe('AuditLog', () => {
     assert.ok(!text.includes('Jane') && !text.includes('jane'));
   });
 
+  it('keeps a reserve file of the configured size beside the log once prepared, and none with 0', async () => {
+    const log = new AuditLog(path.join(dir, 'reserve', 'predictions.jsonl'), { reserveBytes: 64 * 1024 });
+    await log.prepare();
+    assert.equal((await stat(log.reserveFile)).size, 64 * 1024);
+    await log.append(record(1));
+    assert.equal((await stat(log.reserveFile)).size, 64 * 1024, 'appends with room leave the reserve alone');
+    await log.close();
+    const none = new AuditLog(path.join(dir, 'no-reserve', 'predictions.jsonl'), { reserveBytes: 0 });
+    await none.prepare();
+    await assert.rejects(stat(none.reserveFile), { code: 'ENOENT' });
+    await none.close();
+  });
+
   it('rejects appends after close', async () => {
     const log = new AuditLog(path.join(dir, 'closed.jsonl'));
     await log.close();
