@@ -17,7 +17,6 @@ import addFormats from 'ajv-formats';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { ApiKey } from '../infra/api-keys.ts';
-import { AppError } from '../infra/errors.ts';
 import type { Config } from '../infra/config.ts';
 import { fastifyLoggerOptions } from '../infra/logger.ts';
 import type { Metrics } from '../infra/metrics.ts';
@@ -25,6 +24,7 @@ import { registerOperations } from './openapi/register-operations.ts';
 import { loadSpec } from './openapi/spec.ts';
 import { authPlugin } from './plugins/auth.plugin.ts';
 import { bodyTimeoutPlugin } from './plugins/body-timeout.plugin.ts';
+import { drainPlugin } from './plugins/drain.plugin.ts';
 import { metricsPlugin } from './plugins/metrics.plugin.ts';
 import { rateLimitPlugin } from './plugins/rate-limit.plugin.ts';
 import type { DatasetsPort, ExperimentsPort, ModelsPort, PredictorPort, ReadinessPort, ReportsPort } from './ports.ts';
@@ -88,7 +88,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     ...fastifyLoggerOptions(deps.logger),
     // Request ids in logs and problem documents; a client's own X-Request-Id is not trusted.
     genReqId: () => crypto.randomUUID(),
-    // Requests that arrive during a graceful shutdown are answered by the hook below (a problem
+    // Requests that arrive during a graceful shutdown are answered by the drain plugin (a problem
     // document with a code and Retry-After) rather than Fastify's fixed 503 body.
     return503OnClosing: false,
     forceCloseConnections: 'idle',
@@ -99,18 +99,8 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   // members are refused everywhere (a typo must not be silently dropped).
   const validators = { coercing: schemaValidator(true), strict: schemaValidator(false) };
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? validators.strict : validators.coercing).compile(schema));
-  // Graceful shutdown: in-flight requests finish; new ones (e.g. on kept-alive connections) get 503.
-  let closing = false;
-  app.addHook('preClose', async () => {
-    closing = true;
-  });
-  app.addHook('onRequest', async () => {
-    if (closing) {
-      throw new AppError('SHUTTING_DOWN', 'this instance is shutting down; retry, another one will answer', {
-        headers: { 'Retry-After': '5', Connection: 'close' },
-      });
-    }
-  });
+  // Graceful shutdown: in-flight requests finish; new ones get 503 while the process drains.
+  await app.register(drainPlugin);
   // Every route as registered, so a test can prove each one implements an operation of the spec.
   const routeTable: { method: string; url: string; operationId: string | undefined }[] = [];
   app.decorate('routeTable', routeTable);

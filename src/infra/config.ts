@@ -77,6 +77,11 @@ export const ENV_SCHEMA = z.object({
   STALLED_INTERVAL_MS: integer(30_000, 1000),
   /** Grace period of a graceful shutdown before the process exits anyway (compose stop_grace_period). */
   SHUTDOWN_TIMEOUT_MS: integer(25_000, 100),
+  /**
+   * After SIGTERM the API keeps its port open at least this long, answering new requests 503
+   * SHUTTING_DOWN with Retry-After while those in flight finish (load balancers see /readyz fail).
+   */
+  SHUTDOWN_DRAIN_MS: integer(2_000, 0),
 });
 
 /** The parsed configuration: frozen, paths absolute. */

@@ -59,7 +59,7 @@ export async function runApi(config: Config): Promise<void> {
     logger,
     timeoutMs: config.SHUTDOWN_TIMEOUT_MS,
     steps: [
-      { name: 'api', close: () => runtime.close() },
+      { name: 'api', close: () => runtime.close({ drainMs: config.SHUTDOWN_DRAIN_MS }) },
       { name: 'services', close: () => context.close() },
     ],
   });
@@ -226,7 +226,7 @@ export async function runStart(config: Config, options: StartOptions = {}): Prom
           if (stoppedWhileTraining) print('Stopping: the training goes back to the queue and resumes from its last epoch on the next start.');
         },
       },
-      { name: 'api', close: () => runtime.close() },
+      { name: 'api', close: () => runtime.close({ drainMs: config.SHUTDOWN_DRAIN_MS }) },
       { name: 'workers', close: () => workers.close(stoppedWhileTraining ? { handBackAfterMs: 0 } : {}) },
       { name: 'services', close: () => context.close() },
       { name: 'redis', close: () => redis.stop() },

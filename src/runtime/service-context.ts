@@ -123,8 +123,18 @@ export interface ApiRuntime {
   /** In-process mode: the predictor (for warm-up after a model is promoted). */
   predictor: LocalPredictor | QueuePredictor;
   backend: BackendInfo | null;
-  close(): Promise<void>;
+  /**
+   * Drains (new requests get 503 while those in flight finish, for at least `drainMs`; see the drain
+   * plugin), then closes the listener, the predictor and the connections.
+   */
+  close(options?: { drainMs?: number }): Promise<void>;
 }
+
+/**
+ * Share of the grace period (`SHUTDOWN_TIMEOUT_MS`) that requests in flight get to finish at
+ * shutdown; the rest is for the workers' own shutdown (`start`) and closing connections.
+ */
+const DRAIN_SHARE_OF_GRACE = 0.4;
 
 /** Longest a rate-limit counter update may wait for Redis before the request goes on unlimited, ms. */
 const RATE_LIMIT_COMMAND_TIMEOUT_MS = 250;
@@ -257,8 +267,9 @@ export async function createApiRuntime(context: ServiceContext, options: { keys:
     readiness,
     predictor,
     backend,
-    close: async () => {
+    close: async (closeOptions = {}) => {
       readiness.startDraining();
+      await app.drain({ minimumMs: closeOptions.drainMs ?? 0, timeoutMs: Math.floor(config.SHUTDOWN_TIMEOUT_MS * DRAIN_SHARE_OF_GRACE) });
       await app.close();
       await predictor.close();
       await trainingEvents.close();

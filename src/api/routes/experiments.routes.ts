@@ -104,7 +104,8 @@ export function experimentHandlers(deps: { experiments: ExperimentsPort }): Pick
         const first = await deps.experiments.get(idOf(request.params));
         const left = new AbortController();
         reply.sse.onClose(() => left.abort());
-        await reply.sse.send(experimentEvents(deps.experiments, first, left.signal));
+        // A draining API ends its streams; the client reconnects (to another instance, or later).
+        await reply.sse.send(experimentEvents(deps.experiments, first, AbortSignal.any([left.signal, request.server.drainSignal])));
       },
     },
   };
