@@ -88,6 +88,8 @@ interface ServedModel {
   readonly resolved: ResolvedModel;
   readonly model: EngineModel;
   readonly batcher: DynamicBatcher<Float32Array, Float32Array>;
+  /** Images accepted for this model and not answered yet: decoding, waiting for a batch, or in one. */
+  admitted: number;
 }
 
 /**
@@ -193,12 +195,15 @@ export class LocalPredictor implements Predictor {
     if (request.images.length === 0) throw new AppError('VALIDATION_FAILED', 'the request has no images');
     const resolved = await this.#options.resolveModel(request.model ?? DEFAULT_MODEL_REF);
     const lease = await this.#pool.acquire(resolved.id, resolved);
+    const served = lease.value;
+    let admitted = 0;
     try {
-      const { model, batcher } = lease.value;
+      const { model, batcher } = served;
       const { classNames, positiveClasses } = model.info;
       if (request.explain && !model.explain) {
         throw new AppError('VALIDATION_FAILED', `the ${this.#options.engine.name} engine cannot explain predictions; retry without explain`);
       }
+      admitted = this.#admit(served, request.images.length);
       const decoded = await this.#decodeAll(request, model);
       const rows = await batcher.submitAll(decoded.map((image) => image.input));
       const predictions: Prediction[] = [];
@@ -216,8 +221,30 @@ export class LocalPredictor implements Predictor {
       }
       return { model: describeModel(resolved), predictions, notice: PREDICTION_NOTICE };
     } finally {
+      served.admitted -= admitted;
       lease.release();
     }
+  }
+
+  /**
+   * Accepts `count` images for `served`, or refuses them with `QUEUE_FULL` when the backlog is full.
+   * The backlog counts images from acceptance on — the ones still being decoded too, not only those
+   * in the batcher's queue: when decoding is the slow stage, requests would otherwise pile up in
+   * front of it without bound. As in the batcher, one batch may be running besides `maxQueue`
+   * waiting images, and a request is always accepted when nothing is admitted.
+   * @returns the number of images admitted (to be given back when the request ends)
+   */
+  #admit(served: ServedModel, count: number): number {
+    const { maxQueue, maxBatchSize } = this.#options;
+    if (served.admitted > 0 && served.admitted + count > maxQueue + maxBatchSize) {
+      // Images ahead that the batcher has not seen yet count as queued for the estimate.
+      const seconds = served.batcher.retryAfterSeconds(served.admitted - served.batcher.queued + count);
+      throw new AppError('QUEUE_FULL', `the inference backlog is full (${served.admitted} images accepted and not answered yet); retry in ${seconds} s`, {
+        headers: { 'Retry-After': String(seconds) },
+      });
+    }
+    served.admitted += count;
+    return count;
   }
 
   /** Decodes every image (a few at a time across requests); the first bad image in request order wins. */
@@ -270,7 +297,7 @@ export class LocalPredictor implements Predictor {
         return inputs.map((_, i) => out.slice(i * classes, (i + 1) * classes));
       },
     });
-    const served: ServedModel = { resolved, model, batcher };
+    const served: ServedModel = { resolved, model, batcher, admitted: 0 };
     this.#served.add(served);
     return served;
   }

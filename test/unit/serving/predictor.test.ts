@@ -191,7 +191,7 @@ describe('LocalPredictor', () => {
     }
   });
 
-  it('refuses hostile images with 4xx codes before any forward pass, naming the image by its request id', async () => {
+  it('refuses hostile images with 4xx codes before any forward pass, naming the image by its position', async () => {
     const { predictor, batches } = predictorWith();
     try {
       for (const [name, { data, code }] of Object.entries(await hostileImages())) {
@@ -200,7 +200,8 @@ describe('LocalPredictor', () => {
         assert.ok(error instanceof AppError, name);
         assert.equal(error.code, code, name);
         assert.ok(error.status >= 400 && error.status < 500);
-        assert.match(error.message, new RegExp(`^image "bad-${name}" `));
+        assert.match(error.message, /^images\[2\] /, name);
+        assert.doesNotMatch(error.message, /bad-/, 'the caller\'s id is not repeated');
       }
       assert.deepEqual(batches, [], 'no forward pass for a request with a bad image');
     } finally {
@@ -339,6 +340,42 @@ describe('LocalPredictor backpressure and shutdown', () => {
     const done = await Promise.all([first, ...queued]);
     assert.equal(predictor.backlog, 0);
     assert.deepEqual(done.map((b) => b.predictions[0]!.id), ['first', 'q1', 'q2', 'q3', 'q4']);
+    await predictor.close();
+  });
+
+  it('counts images still being decoded in the backlog: requests cannot pile up in front of a slow decoder', async () => {
+    const { engine, release } = gatedEngine();
+    const predictor = new LocalPredictor({
+      resolveModel: registryOf(models),
+      engine,
+      maxBatchSize: 1,
+      maxDelayMs: 0,
+      maxQueue: 2,
+      maxModels: 1,
+      maxPixels: 50_000_000,
+      // One decode at a time: the batcher's own queue stays short while requests wait to be decoded.
+      decodeConcurrency: 1,
+    });
+    await predictor.warmUp();
+    const requests = Array.from({ length: 8 }, (_, i) => predictor.predict({ images: [{ id: `r${i}`, data: xrays[i % xrays.length]! }], explain: false }));
+    const settled = Promise.allSettled(requests);
+    let ended = false;
+    void settled.then(() => (ended = true));
+    // Open the gate for each forward pass until every request has ended.
+    while (!ended) {
+      release();
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const outcomes = await settled;
+    const refused = outcomes.filter((outcome) => outcome.status === 'rejected').map((outcome) => (outcome as PromiseRejectedResult).reason as AppError);
+    // The running batch (1) plus the backlog (2) are accepted; the other five are refused at once.
+    assert.equal(outcomes.filter((outcome) => outcome.status === 'fulfilled').length, 3);
+    assert.equal(refused.length, 5);
+    for (const error of refused) {
+      assert.equal(error.code, 'QUEUE_FULL');
+      assert.ok(Number(error.headers['Retry-After']) >= 1);
+    }
+    assert.equal(predictor.backlog, 0);
     await predictor.close();
   });
 
