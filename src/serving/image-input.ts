@@ -4,8 +4,8 @@
  * decoded, and sharp decodes with a pixel limit, a timeout and `failOn: 'warning'` by default. The
  * pixels then take the one preprocessing path of `src/ml/data`, exactly as in training.
  *
- * Errors name an image by its request id (`images[2]` unless the client gave one), never by a file
- * name, and say which rule it broke.
+ * Errors name an image by its position in the request (`images[2]`), never by a file name or the
+ * client's own id, and say which rule it broke.
  * @module
  */
 import sharp from 'sharp';
@@ -46,22 +46,25 @@ export interface DecodedImage {
   readonly input: Float32Array;
 }
 
-/** `detail` of an error about one image. */
-export function imageDetail(imageId: string, reason: string): string {
-  return `image ${JSON.stringify(imageId)} ${reason}`;
+/**
+ * `detail` of an error about one image: it names the image by its position in the request
+ * (`images[2]`), never by the caller's own id, which may be a patient identifier (error bodies end up
+ * in the logs of gateways and clients). The caller maps the position back to its id.
+ */
+export function imageDetail(index: number, reason: string): string {
+  return `images[${index}] ${reason}`;
 }
 
 /**
  * An image of the request was refused. Carries the image's position and the bare reason, so a
- * queue worker (which sees positions, not the client's ids) can report it and the API can name the
- * image by its request id again.
+ * queue worker can report it across the queue and the API answer the same problem.
  */
 export class ImageRejectedError extends AppError {
   readonly imageIndex: number;
   readonly reason: string;
 
   constructor(code: ImageErrorCode, image: { id: string; index: number }, reason: string, cause?: unknown) {
-    super(code, imageDetail(image.id, reason), cause === undefined ? {} : { cause });
+    super(code, imageDetail(image.index, reason), cause === undefined ? {} : { cause });
     this.imageIndex = image.index;
     this.reason = reason;
   }

@@ -69,10 +69,9 @@ export function responseFromJobResult(result: unknown, images: readonly PredictI
 
 function errorFromJob(error: InferenceJobError, images: readonly PredictImage[]): AppError {
   const headers = error.headers ?? {};
-  const image = error.imageIndex === undefined ? undefined : images[error.imageIndex];
-  if (image && error.reason !== undefined) {
-    const detail = imageDetail(image.id, error.reason);
-    return new AppError(error.code, detail, { headers });
+  // Rebuilt from the position and reason (not the worker's text) for an image of this request.
+  if (error.imageIndex !== undefined && error.imageIndex < images.length && error.reason !== undefined) {
+    return new AppError(error.code, imageDetail(error.imageIndex, error.reason), { headers });
   }
   return new AppError(error.code, String(error.detail), { headers });
 }

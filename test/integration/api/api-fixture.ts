@@ -14,6 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
 import yazl from 'yazl';
 import { parseApiKeys } from '../../../src/infra/api-keys.ts';
 import { loadConfig, type Config } from '../../../src/infra/config.ts';
@@ -81,6 +82,8 @@ export interface ApiFixtureOptions {
   settings?: Record<string, string>;
   /** Train and register an experiment (a few seconds). Default true. */
   seedExperiment?: boolean;
+  /** The services' logger. Default: silent. */
+  logger?: Logger;
 }
 
 const secret = (): string => randomBytes(18).toString('base64url');
@@ -108,7 +111,7 @@ export async function startApiFixture(options: ApiFixtureOptions = {}): Promise<
     await rm(root, { recursive: true, force: true });
   };
   try {
-    context = createServiceContext(config, { logger: createLogger({ level: 'silent' }), redisUrl: REDIS_URL });
+    context = createServiceContext(config, { logger: options.logger ?? createLogger({ level: 'silent' }), redisUrl: REDIS_URL });
     runtime = await createApiRuntime(context, { keys: parseApiKeys(config.API_KEYS ?? ''), mode: 'in-process' });
     const datasetId = 'synth-xrays';
     await generateSyntheticDataset({ outDir: context.store.datasetDir(datasetId), perClass: 6, size: 48, seed: 11, regions: ['hand', 'elbow'] });

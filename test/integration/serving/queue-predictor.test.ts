@@ -128,7 +128,7 @@ describe('QueuePredictor through the inference queue', () => {
     assert.ok(body.predictions.every((p) => p.heatmap?.startsWith('data:image/png;base64,')));
   });
 
-  it('brings an undecodable image back as IMAGE_UNDECODABLE naming the request\'s id', async () => {
+  it('brings an undecodable image back as IMAGE_UNDECODABLE naming its position, never the caller\'s id', async () => {
     const hostile = await hostileImages();
     const images = [
       { id: 'ok', data: xrays[0]! },
@@ -138,8 +138,8 @@ describe('QueuePredictor through the inference queue', () => {
     assert.ok(error instanceof AppError);
     assert.equal(error.code, 'IMAGE_UNDECODABLE');
     assert.equal(error.status, 422);
-    assert.match(error.message, /^image "knee-2" could not be decoded/);
-    assert.doesNotMatch(error.message, /images\[1\]/, 'the worker\'s positional id was replaced');
+    assert.match(error.message, /^images\[1\] could not be decoded/);
+    assert.doesNotMatch(error.message, /knee-2/, 'the caller\'s id (maybe a patient identifier) is not repeated');
     const typeError = await predictor.predict({ images: [{ id: 'x', data: hostile.svg!.data }], explain: false }).then(() => assert.fail('accepted'), (e: unknown) => e);
     assert.ok(typeError instanceof AppError && typeError.code === 'IMAGE_TYPE_UNSUPPORTED');
     assert.deepEqual(await uploads(), []);

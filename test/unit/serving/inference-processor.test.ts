@@ -64,7 +64,7 @@ describe('createInferenceProcessor', () => {
     });
     assert.deepEqual(await refusing(job({ modelId: 'm1', imagePaths: files, explain: false })), {
       ok: false,
-      error: { code: 'IMAGE_UNDECODABLE', detail: 'image "images[1]" could not be decoded as JPEG (bad)', imageIndex: 1, reason: 'could not be decoded as JPEG (bad)' },
+      error: { code: 'IMAGE_UNDECODABLE', detail: 'images[1] could not be decoded as JPEG (bad)', imageIndex: 1, reason: 'could not be decoded as JPEG (bad)' },
     });
     const crashing = createInferenceProcessor({
       predict: async () => {
@@ -99,12 +99,12 @@ describe('job results across the queue', () => {
     assert.deepEqual(restored.predictions.map((p) => p.id), ['left', 'right']);
   });
 
-  it('rebuilds an image error with the request\'s id, and keeps headers of other errors', () => {
+  it('rebuilds an image error naming its position (never the caller\'s id), and keeps headers of other errors', () => {
     const imageError = jobErrorResult(new ImageRejectedError('IMAGE_TOO_LARGE', { id: 'images[1]', index: 1 }, 'has 9x9 pixels'))!;
     assert.throws(() => responseFromJobResult(imageError, images), (error: unknown) => {
       assert.ok(error instanceof AppError);
       assert.equal(error.code, 'IMAGE_TOO_LARGE');
-      assert.equal(error.message, 'image "right" has 9x9 pixels');
+      assert.equal(error.message, 'images[1] has 9x9 pixels');
       return true;
     });
     const full = jobErrorResult(new AppError('QUEUE_FULL', 'busy', { headers: { 'Retry-After': '3' } }))!;
