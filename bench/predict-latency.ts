@@ -31,21 +31,19 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Redis } from 'ioredis';
 import { parseApiKeys } from '../src/infra/api-keys.ts';
 import { loadConfig, type Config } from '../src/infra/config.ts';
 import { createLogger } from '../src/infra/logger.ts';
 import { findOrStartRedis } from '../src/infra/redis-launcher.ts';
-import { runExperiment, type ExperimentReport } from '../src/ml/experiment/index.ts';
-import { MIN_INPUT_SIZE, parseArchitecture, type Architecture } from '../src/ml/models/index.ts';
-import { generateSyntheticDataset } from '../src/ml/synth/index.ts';
+import type { ExperimentReport } from '../src/ml/experiment/index.ts';
+import type { Architecture } from '../src/ml/models/index.ts';
 import { createApiRuntime, createServiceContext, type ApiRuntime, type ServiceContext } from '../src/runtime/service-context.ts';
-import { newExperimentId } from '../src/services/experiments/experiment-id.ts';
+import { deleteKeys, parseCases, percentile, positiveInteger, readXrays, sampleValue, trainModels, type BenchCase } from './http-bench.ts';
 import { machineInfo } from './report.ts';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
@@ -64,12 +62,6 @@ const USAGE = `Usage: node --no-liftoff --import tsx bench/predict-latency.ts [o
   --xrays DIR         folder of class folders of JPEG radiographs (default ../shared/datasets/xray-binary)
   --out FILE          JSON output (default bench/results/predict-latency-<date>.json)
   --help`;
-
-/** One case of the benchmark. */
-interface BenchCase {
-  architecture: Architecture;
-  size: number;
-}
 
 interface Options {
   cases: BenchCase[];
@@ -115,23 +107,6 @@ interface CaseResult {
   };
 }
 
-function positiveInteger(name: string, text: string | undefined, fallback: number): number {
-  if (text === undefined) return fallback;
-  const value = Number(text);
-  if (!Number.isInteger(value) || value < 1) throw new Error(`--${name} must be a positive integer, got ${JSON.stringify(text)}`);
-  return value;
-}
-
-function parseCases(text: string): BenchCase[] {
-  return text.split(',').map((item) => {
-    const [name, sizeText] = item.split(':');
-    const architecture = parseArchitecture((name ?? '').trim());
-    const size = positiveInteger('cases size', sizeText, 128);
-    if (size < MIN_INPUT_SIZE[architecture]) throw new Error(`${architecture} needs a size >= ${MIN_INPUT_SIZE[architecture]}, got ${size}`);
-    return { architecture, size };
-  });
-}
-
 function parseOptions(argv: string[]): Options | null {
   const { values } = parseArgs({
     args: argv,
@@ -170,14 +145,6 @@ function parseOptions(argv: string[]): Options | null {
   };
 }
 
-/** Nearest-rank percentile (`p` in 0..100) of unsorted samples. */
-function percentile(samples: readonly number[], p: number): number {
-  if (samples.length === 0) return NaN;
-  const sorted = [...samples].sort((a, b) => a - b);
-  const rank = Math.max(1, Math.ceil((p / 100) * sorted.length));
-  return sorted[Math.min(rank, sorted.length) - 1] as number;
-}
-
 function stats(samples: readonly number[]): LatencyStats {
   return {
     count: samples.length,
@@ -187,75 +154,6 @@ function stats(samples: readonly number[]): LatencyStats {
     min: Math.min(...samples),
     max: Math.max(...samples),
   };
-}
-
-/** The value of an unlabelled Prometheus sample (0 when absent). */
-function sampleValue(exposition: string, name: string): number {
-  const line = exposition.split('\n').find((candidate) => candidate.startsWith(`${name} `));
-  return line === undefined ? 0 : Number(line.slice(name.length + 1).trim());
-}
-
-/** Every JPEG below `dir`, sorted, read into memory (at most `limit`, alternating between class folders). */
-async function readXrays(dir: string, limit: number): Promise<Buffer[]> {
-  const classes = (await readdir(dir, { withFileTypes: true })).filter((entry) => entry.isDirectory()).map((entry) => entry.name).sort();
-  const lists = await Promise.all(
-    classes.map(async (name) => (await readdir(path.join(dir, name))).filter((file) => /\.jpe?g$/i.test(file)).sort().map((file) => path.join(dir, name, file))),
-  );
-  const files: string[] = [];
-  for (let i = 0; files.length < limit && lists.some((list) => i < list.length); i++) {
-    for (const list of lists) if (i < list.length && files.length < limit) files.push(list[i] as string);
-  }
-  if (files.length === 0) throw new Error(`no JPEG radiographs in class folders of ${dir}`);
-  return Promise.all(files.map((file) => readFile(file)));
-}
-
-/** Deletes every Redis key under a BullMQ prefix. */
-async function deleteKeys(redisUrl: string, prefix: string): Promise<void> {
-  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await redis.del(...keys);
-    } while (cursor !== '0');
-  } finally {
-    redis.disconnect();
-  }
-}
-
-/**
- * Trains each architecture for one epoch on a tiny synthetic set at its size (one `runExperiment`
- * per size, as the fixture of the API tests seeds its model) and registers the models.
- */
-async function trainModels(context: ServiceContext, cases: readonly BenchCase[]): Promise<Map<string, { modelId: string; report: ExperimentReport }>> {
-  const { store, models, config } = context;
-  const datasetId = 'bench-synth';
-  const largest = Math.max(...cases.map((c) => c.size));
-  await generateSyntheticDataset({ outDir: store.datasetDir(datasetId), perClass: 5, size: largest, seed: 17, regions: ['hand'] });
-  const trained = new Map<string, { modelId: string; report: ExperimentReport }>();
-  for (const size of [...new Set(cases.map((c) => c.size))]) {
-    const architectures = [...new Set(cases.filter((c) => c.size === size).map((c) => c.architecture))];
-    const experimentId = newExperimentId();
-    const experimentDir = store.experimentDir(experimentId);
-    process.stdout.write(`training ${architectures.join(', ')} at ${size} px for one epoch (weights do not matter for latency)...\n`);
-    const report = await runExperiment({
-      dataDir: store.datasetDir(datasetId),
-      outDir: experimentDir,
-      architectures,
-      imageSize: size,
-      epochs: 1,
-      batchSize: 4,
-      seed: 3,
-      augment: false,
-      earlyStoppingPatience: 0,
-      reduceLrPatience: 0,
-      backend: config.FRACTURE_BACKEND,
-    });
-    const ids = await models.registerFromExperiment(experimentId, report, experimentDir, { datasetId });
-    report.results.forEach((result, i) => trained.set(`${result.architecture}:${size}`, { modelId: ids[i] as string, report }));
-  }
-  return trained;
 }
 
 /** One single-image multipart request; resolves with its latency in ms once the body is read. */
@@ -375,7 +273,7 @@ async function main(): Promise<void> {
   try {
     context = createServiceContext(config, { logger: createLogger({ level: 'silent' }), redisUrl: redis.url });
     runtime = await createApiRuntime(context, { keys: parseApiKeys(config.API_KEYS ?? ''), mode: 'in-process' });
-    const trained = await trainModels(context, options.cases);
+    const trained = await trainModels({ store: context.store, models: context.models, backend: config.FRACTURE_BACKEND }, options.cases);
     await runtime.app.listen({ port: 0, host: '127.0.0.1' });
     const address = runtime.app.server.address();
     if (address === null || typeof address === 'string') throw new Error('the API did not listen on a TCP port');
