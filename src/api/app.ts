@@ -27,7 +27,7 @@ import { bodyTimeoutPlugin } from './plugins/body-timeout.plugin.ts';
 import { drainPlugin } from './plugins/drain.plugin.ts';
 import { metricsPlugin } from './plugins/metrics.plugin.ts';
 import { rateLimitPlugin } from './plugins/rate-limit.plugin.ts';
-import type { DatasetsPort, ExperimentsPort, ModelsPort, PredictorPort, ReadinessPort, ReportsPort } from './ports.ts';
+import type { DatasetsPort, ExperimentsPort, ModelsPort, PredictionsPort, PredictorPort, ReadinessPort, ReportsPort } from './ports.ts';
 import { installProblemHandler } from './problem-handler.ts';
 import { datasetHandlers } from './routes/datasets.routes.ts';
 import { experimentHandlers } from './routes/experiments.routes.ts';
@@ -49,6 +49,7 @@ export interface AppDependencies {
   reports: ReportsPort;
   models: ModelsPort;
   predictor: PredictorPort;
+  predictions: PredictionsPort;
   /**
    * Redis (an ioredis client) for the rate-limit counters, so every API process shares one budget per
    * key; absent, each process counts alone (tests, or a single process).
@@ -145,8 +146,10 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     ...modelHandlers({ models: deps.models }),
     ...predictHandlers({
       predictor: deps.predictor,
+      predictions: deps.predictions,
       audit: deps.audit,
       keyIdOf: (request) => request.apiKey?.id ?? null,
+      isAdmin: (request) => request.apiKey?.scopes.includes('admin') ?? false,
       maxFiles: config.PREDICT_MAX_FILES,
       // A JSON body carries base64 (4/3 of the bytes): room for one largest image, plus the wrapping.
       jsonBodyLimit: Math.ceil((config.PREDICT_MAX_FILE_BYTES * 4) / 3) + 64 * 1024,

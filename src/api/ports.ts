@@ -17,6 +17,7 @@ export type ExperimentRequestBody = Schemas['ExperimentRequest'];
 export type ReportBody = Schemas['Report'];
 export type ModelBody = Schemas['Model'];
 export type PredictResponseBody = Schemas['PredictResponse'];
+export type AsyncPredictionBody = Schemas['AsyncPrediction'];
 
 export interface DatasetsPort {
   list(): Promise<DatasetSummaryBody[]>;
@@ -65,6 +66,13 @@ export interface PredictRequest {
 
 export interface PredictorPort {
   predict(request: PredictRequest): Promise<PredictResponseBody>;
+}
+
+export interface PredictionsPort {
+  /** Queues a prediction; with an idempotency key, a repeat (same caller, key and request) answers the first one. */
+  create(request: PredictRequest, options: { callerId: string | null; idempotencyKey?: string }): Promise<AsyncPredictionBody>;
+  /** The prediction, if `reader` may see it (its creator, or an admin). */
+  get(id: string, reader: { callerId: string | null; admin: boolean }): Promise<AsyncPredictionBody>;
 }
 
 export interface ReadinessPort {

@@ -14,6 +14,7 @@
  *   models/aliases.json              { alias: modelId }
  *   cache/                           derived data that can be rebuilt (dataset scans)
  *   uploads/                         requests' temporary files (shared with inference workers)
+ *   predictions/{predictionId}/      an asynchronous prediction: prediction.json and, until it ran, images/
  *   audit/predictions.jsonl          one line per prediction request
  *   redis/                           data of a Redis that `start` launched itself
  *   api-keys.json                    hashes of the admin key `start` created (API_KEYS unset)
@@ -23,6 +24,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { writeJsonAtomic } from '../ml/util/atomic-file.ts';
+import { withFileLock } from './file-lock.ts';
 
 /** Ids that may become path segments: no separators, no dots at the start, bounded length. */
 export const SAFE_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
@@ -54,6 +56,12 @@ export class ArtifactStore {
   }
   get uploadsDir(): string {
     return path.join(this.root, 'uploads');
+  }
+  get predictionsDir(): string {
+    return path.join(this.root, 'predictions');
+  }
+  predictionDir(predictionId: string): string {
+    return path.join(this.predictionsDir, checkedId(predictionId));
   }
   get auditDir(): string {
     return path.join(this.root, 'audit');
@@ -94,6 +102,22 @@ export class ArtifactStore {
   /** Writes `value` as JSON atomically: readers see the old or the new file, never half of one. */
   async writeJson(file: string, value: unknown): Promise<void> {
     await writeJsonAtomic(file, value);
+  }
+
+  /**
+   * Read-modify-write of a JSON record under its lock file (`${file}.lock`, across processes):
+   * `mutate` returns the new value, or null to leave the file as it is. Resolves to the value as it
+   * is afterwards, or null when there is no file.
+   */
+  async updateJson<T>(file: string, mutate: (current: T) => T | null): Promise<T | null> {
+    return withFileLock(`${file}.lock`, async () => {
+      const current = await this.readJson<T>(file);
+      if (current === null) return null;
+      const next = mutate(current);
+      if (next === null) return current;
+      await this.writeJson(file, next);
+      return next;
+    });
   }
 
   /** Reads a JSON record; `null` when the file does not exist. */

@@ -46,6 +46,10 @@ export const ENV_SCHEMA = z.object({
   PREDICT_MAX_QUEUE: integer(256, 1),
   /** How long a queued prediction may wait for a worker before 503 (queue mode). */
   PREDICT_TIMEOUT_MS: integer(30_000, 100),
+  /** Asynchronous predictions waiting for a worker beyond which `POST /v1/predictions` answers 503 QUEUE_FULL. */
+  PREDICTION_MAX_PENDING: integer(10_000, 1),
+  /** How long an asynchronous prediction (its record and result) is kept. */
+  PREDICTION_RETENTION_MS: integer(86_400_000, 1000),
   /** Loaded models kept per process (least recently used evicted). */
   MODEL_CACHE_SIZE: integer(3, 1),
   /** Upload limits of `/v1/predict`. */
@@ -71,6 +75,7 @@ export const ENV_SCHEMA = z.object({
   /** Jobs a worker process runs at once, per queue. */
   TRAINING_CONCURRENCY: integer(1, 1),
   INFERENCE_CONCURRENCY: integer(32, 1),
+  PREDICTION_CONCURRENCY: integer(2, 1),
   /** BullMQ job lock: a worker that stops renewing it for this long is considered stalled. */
   JOB_LOCK_DURATION_MS: integer(30_000, 1000),
   /** How often workers look for stalled jobs. */

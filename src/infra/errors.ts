@@ -19,6 +19,7 @@ export const ERROR_CATALOG = Object.freeze({
   CHART_NOT_FOUND: { status: 404, title: 'No such chart' },
   MODEL_NOT_FOUND: { status: 404, title: 'No such model' },
   MODEL_FILE_NOT_FOUND: { status: 404, title: 'No such model file' },
+  PREDICTION_NOT_FOUND: { status: 404, title: 'No such prediction' },
   NOT_ACCEPTABLE: { status: 406, title: 'None of the accepted media types can be produced' },
   REQUEST_TIMEOUT: { status: 408, title: 'The request body did not arrive in time' },
   DATASET_EXISTS: { status: 409, title: 'A dataset with this id exists' },

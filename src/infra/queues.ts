@@ -10,12 +10,14 @@ import type { Architecture } from '../ml/models/index.ts';
 export const QUEUE_NAMES = Object.freeze({
   training: 'training',
   inference: 'inference',
+  /** Asynchronous predictions: a queue of their own, so a large batch never holds up `/v1/predict`. */
+  predictions: 'predictions',
 } as const);
 
 export type QueueName = (typeof QUEUE_NAMES)[keyof typeof QUEUE_NAMES];
 
 /** Every queue a worker can serve, for `worker --queues`. */
-export const ALL_QUEUES: readonly QueueName[] = Object.freeze([QUEUE_NAMES.training, QUEUE_NAMES.inference]);
+export const ALL_QUEUES: readonly QueueName[] = Object.freeze([QUEUE_NAMES.training, QUEUE_NAMES.inference, QUEUE_NAMES.predictions]);
 
 /** Trains one architecture of an experiment; the experiment's settings are in its `experiment.json`. */
 export interface TrainJob {
@@ -40,8 +42,18 @@ export interface PredictJob {
   };
 }
 
+/**
+ * Runs an asynchronous prediction (`POST /v1/predictions`): its record and images are under
+ * `DATA_DIR/predictions/{predictionId}/`; the job writes the result there. The job id is the
+ * prediction id, so the same prediction is never queued twice.
+ */
+export interface PredictionJob {
+  name: 'prediction';
+  data: { predictionId: string };
+}
+
 /** Every job, discriminated by `name`. */
-export type JobPayload = TrainJob | CompareJob | PredictJob;
+export type JobPayload = TrainJob | CompareJob | PredictJob | PredictionJob;
 export type JobName = JobPayload['name'];
 export type JobData<N extends JobName> = Extract<JobPayload, { name: N }>['data'];
 
@@ -50,6 +62,7 @@ export const JOB_QUEUE: Readonly<Record<JobName, QueueName>> = Object.freeze({
   train: QUEUE_NAMES.training,
   compare: QUEUE_NAMES.training,
   predict: QUEUE_NAMES.inference,
+  prediction: QUEUE_NAMES.predictions,
 });
 
 /**
@@ -87,5 +100,13 @@ export const DEFAULT_JOB_OPTIONS: Readonly<Record<JobName, JobsOptions>> = Objec
     attempts: 1,
     removeOnComplete: { age: 60, count: 1000 },
     removeOnFail: { age: 60 * 60, count: 1000 },
+  },
+  // The result is in the prediction's record, not in Redis; a worker that fails unexpectedly (or
+  // dies) is retried, and the job is idempotent.
+  prediction: {
+    attempts: 3,
+    backoff: { type: 'exponential', delay: 1_000 },
+    removeOnComplete: { age: DAY_SECONDS },
+    removeOnFail: { age: DAY_SECONDS },
   },
 });

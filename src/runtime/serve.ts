@@ -16,6 +16,7 @@ import { initBackend } from '../ml/backend/select-backend.ts';
 import { LocalPredictor, type PredictorStatus } from '../serving/predictor.ts';
 import { ModelRegistry } from '../services/models/model-registry.ts';
 import { createInferenceProcessor } from '../workers/inference.processor.ts';
+import { createPredictionProcessor } from '../workers/prediction.processor.ts';
 import { startWorkers } from '../workers/run-workers.ts';
 import { installGracefulShutdown } from './graceful-shutdown.ts';
 import { startMetricsServer } from './metrics-server.ts';
@@ -72,7 +73,7 @@ export async function runWorker(config: Config, options: { queues?: readonly Que
   const store = new ArtifactStore(config.DATA_DIR);
   const metrics = createMetrics();
   let predictor: LocalPredictor | undefined;
-  if (queues.includes(QUEUE_NAMES.inference)) {
+  if (queues.includes(QUEUE_NAMES.inference) || queues.includes(QUEUE_NAMES.predictions)) {
     await initBackend(config.FRACTURE_BACKEND);
     const registry = new ModelRegistry(store);
     predictor = createLocalPredictor(config, (ref) => registry.resolve(ref), metrics);
@@ -84,6 +85,7 @@ export async function runWorker(config: Config, options: { queues?: readonly Que
     queues,
     ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
     ...(predictor ? { inferenceProcessor: createInferenceProcessor(predictor, { uploadsDir: store.uploadsDir }) } : {}),
+    ...(predictor ? { predictionProcessor: createPredictionProcessor(predictor, config.DATA_DIR) } : {}),
     logger,
   });
   await running.ready();
@@ -195,7 +197,14 @@ export async function runStart(config: Config, options: StartOptions = {}): Prom
     started.push(context);
     runtime = await createApiRuntime(context, { keys, mode: 'in-process' });
     started.unshift(runtime);
-    workers = startWorkers({ config, queues: [QUEUE_NAMES.training], redisUrl: redis.url, logger });
+    // Asynchronous predictions run here too, through the same predictor (and batcher) as /v1/predict.
+    workers = startWorkers({
+      config,
+      queues: [QUEUE_NAMES.training, QUEUE_NAMES.predictions],
+      predictionProcessor: createPredictionProcessor(runtime.predictor, config.DATA_DIR),
+      redisUrl: redis.url,
+      logger,
+    });
     started.unshift(workers);
     await workers.ready();
     if (runtime.predictor instanceof LocalPredictor) await runtime.predictor.warmUp().catch(() => undefined);

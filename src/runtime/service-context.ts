@@ -15,7 +15,7 @@ import { ArtifactStore } from '../infra/artifact-store.ts';
 import { AuditLog } from '../infra/audit-log.ts';
 import { DEFAULT_REDIS_URL, type Config } from '../infra/config.ts';
 import { createMetrics, type Metrics } from '../infra/metrics.ts';
-import { QUEUE_NAMES } from '../infra/queues.ts';
+import { QUEUE_NAMES, type PredictionJob } from '../infra/queues.ts';
 import { StorageGuard } from '../infra/storage.ts';
 import { closeConnection, createProducerConnection, createWorkerConnection, type RedisConnection } from '../infra/redis.ts';
 import { initBackend, type BackendInfo } from '../ml/backend/select-backend.ts';
@@ -23,6 +23,7 @@ import { DatasetService, datasetLimitsFromConfig } from '../services/datasets/in
 import { createExperimentQueues, type ExperimentQueues } from '../services/experiments/experiment-queues.ts';
 import { ExperimentService } from '../services/experiments/experiment.service.ts';
 import { ModelRegistry } from '../services/models/model-registry.ts';
+import { PredictionService } from '../services/predictions/prediction.service.ts';
 import { DEFAULT_ALIAS } from '../services/models/model.types.ts';
 import { ReadinessService, type CheckResult } from '../services/readiness/readiness.service.ts';
 import { ReportService } from '../services/reports/report.service.ts';
@@ -43,6 +44,7 @@ export interface ServiceContext {
   datasets: DatasetService;
   experiments: ExperimentService;
   models: ModelRegistry;
+  predictions: PredictionService;
   reports: ReportService;
   metrics: Metrics;
   audit: AuditLog;
@@ -57,9 +59,23 @@ export function createServiceContext(config: Config, options: { logger: Logger; 
   const redis = createProducerConnection(redisUrl);
   const queues = createExperimentQueues(redis, config.QUEUE_PREFIX);
   const experiments = new ExperimentService({ store, queues, storage });
+  const models = new ModelRegistry(store);
+  const predictionsQueue = new Queue<PredictionJob['data'], unknown, PredictionJob['name']>(QUEUE_NAMES.predictions, { connection: redis, prefix: config.QUEUE_PREFIX });
+  // Connection errors reach callers as REDIS_UNAVAILABLE; unheard, each failed reconnect would be printed.
+  predictionsQueue.on('error', () => {});
+  const predictions = new PredictionService({
+    store,
+    queue: predictionsQueue,
+    connection: redis,
+    resolveModel: (ref) => models.resolve(ref),
+    maxPending: config.PREDICTION_MAX_PENDING,
+    retentionMs: config.PREDICTION_RETENTION_MS,
+    storage,
+  });
   const metrics = createMetrics();
   metrics.setQueueCounter(async () => ({
     [QUEUE_NAMES.training]: await queues.trainingQueue.getJobCounts(),
+    [QUEUE_NAMES.predictions]: await predictionsQueue.getJobCounts(),
   }));
   metrics.setFreeSpaceReader(() => storage.freeBytes());
   const audit = new AuditLog(path.join(store.auditDir, 'predictions.jsonl'));
@@ -72,7 +88,8 @@ export function createServiceContext(config: Config, options: { logger: Logger; 
     queues,
     datasets: new DatasetService(store, datasetLimitsFromConfig(config), { storage }),
     experiments,
-    models: new ModelRegistry(store),
+    models,
+    predictions,
     reports: new ReportService(store, async (id) => {
       try {
         const experiment = await experiments.get(id);
@@ -88,6 +105,7 @@ export function createServiceContext(config: Config, options: { logger: Logger; 
       metrics.setFreeSpaceReader(null);
       await audit.close();
       await queues.close();
+      await predictionsQueue.close();
       await closeConnection(redis);
     },
   };
@@ -219,6 +237,7 @@ export async function createApiRuntime(context: ServiceContext, options: { keys:
     metrics.setQueueCounter(async () => ({
       [QUEUE_NAMES.training]: await context.queues.trainingQueue.getJobCounts(),
       [QUEUE_NAMES.inference]: await inferenceQueue.getJobCounts(),
+      [QUEUE_NAMES.predictions]: await context.predictions.jobCounts(),
     }));
     const inferenceWorkers = async (): Promise<CheckResult> => {
       const workers = await inferenceQueue.getWorkersCount();
@@ -259,6 +278,7 @@ export async function createApiRuntime(context: ServiceContext, options: { keys:
     reports: context.reports,
     models: context.models,
     predictor,
+    predictions: context.predictions,
     rateLimitRedis,
     extraRoutes: registerWebPage,
   });

@@ -63,7 +63,7 @@ export class ImageRejectedError extends AppError {
   readonly imageIndex: number;
   readonly reason: string;
 
-  constructor(code: ImageErrorCode, image: { id: string; index: number }, reason: string, cause?: unknown) {
+  constructor(code: ImageErrorCode, image: { index: number }, reason: string, cause?: unknown) {
     super(code, imageDetail(image.index, reason), cause === undefined ? {} : { cause });
     this.imageIndex = image.index;
     this.reason = reason;
@@ -78,6 +78,17 @@ function decoderMessage(error: unknown): string {
 }
 
 /**
+ * The image's type, decided from its bytes (JPEG and PNG signatures): a cheap first check, e.g. before
+ * an asynchronous prediction is queued.
+ * @throws ImageRejectedError `IMAGE_TYPE_UNSUPPORTED` for anything else
+ */
+export function imageTypeOf(image: { index: number; data: Uint8Array }): NonNullable<ReturnType<typeof sniffImageFormat>> {
+  const format = sniffImageFormat(image.data);
+  if (format === undefined) throw new ImageRejectedError('IMAGE_TYPE_UNSUPPORTED', image, 'is not a JPEG or PNG (decided from its bytes)');
+  return format;
+}
+
+/**
  * Checks and decodes one uploaded image for a model with `options`.
  * @param image its bytes, request id and position in the request
  * @throws ImageRejectedError `IMAGE_TYPE_UNSUPPORTED` (not a JPEG or PNG signature),
@@ -88,10 +99,7 @@ export async function decodeUpload(
   options: ImageOptions,
   limits: UploadDecodeLimits,
 ): Promise<DecodedImage> {
-  const format = sniffImageFormat(image.data);
-  if (format === undefined) {
-    throw new ImageRejectedError('IMAGE_TYPE_UNSUPPORTED', image, 'is not a JPEG or PNG (decided from its bytes)');
-  }
+  const format = imageTypeOf(image);
   const failOn = limits.failOn ?? 'warning';
 
   // The header alone gives the size: refuse a decompression bomb before decoding a single pixel.

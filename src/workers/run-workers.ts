@@ -1,6 +1,7 @@
 /**
  * Starts the BullMQ workers of one worker process: the `training` queue (train and compare jobs, in
- * a sandbox thread) and/or the `inference` queue (an in-process processor given by the caller).
+ * a sandbox thread), the `inference` queue (`/v1/predict` in queue mode) and/or the `predictions`
+ * queue (asynchronous predictions), the last two with in-process processors given by the caller.
  *
  * Training runs in a worker thread (BullMQ sandbox with `useWorkerThreads`): an epoch can take
  * minutes of CPU, and on the main thread it would starve the lock renewal, so BullMQ would think
@@ -21,7 +22,7 @@ import { Worker, type Job, type Processor } from 'bullmq';
 import type { Logger } from 'pino';
 import { DEFAULT_REDIS_URL, type Config } from '../infra/config.ts';
 import { ArtifactStore } from '../infra/artifact-store.ts';
-import { JOB_QUEUE, QUEUE_NAMES, type CompareJob, type JobName, type PredictJob, type QueueName } from '../infra/queues.ts';
+import { JOB_QUEUE, QUEUE_NAMES, type CompareJob, type JobName, type PredictJob, type PredictionJob, type QueueName } from '../infra/queues.ts';
 import { closeConnection, createWorkerConnection, type RedisConnection } from '../infra/redis.ts';
 import { ExperimentRecords } from '../services/experiments/experiment-records.ts';
 import { SHUTDOWN_REASON } from './stop-signal.ts';
@@ -49,10 +50,12 @@ export interface StartWorkersOptions<R = unknown> {
   config: Config;
   /** Queues this process serves. */
   queues: readonly QueueName[];
-  /** Jobs run at once per queue. Default `TRAINING_CONCURRENCY` / `INFERENCE_CONCURRENCY`. */
+  /** Jobs run at once per queue. Default `TRAINING_CONCURRENCY` / `INFERENCE_CONCURRENCY` / `PREDICTION_CONCURRENCY`. */
   concurrency?: number;
   /** Processor of the `inference` queue's `predict` jobs; required when serving that queue. */
   inferenceProcessor?: Processor<PredictJob['data'], R, PredictJob['name']>;
+  /** Processor of the `predictions` queue's `prediction` jobs; required when serving that queue. */
+  predictionProcessor?: Processor<PredictionJob['data'], void, PredictionJob['name']>;
   /** Redis to use. Default `config.REDIS_URL`, else redis://127.0.0.1:6379. */
   redisUrl?: string;
   logger?: Logger;
@@ -91,6 +94,7 @@ export function startWorkers<R = unknown>(options: StartWorkersOptions<R>): Runn
   const handled: Record<QueueName, readonly JobName[]> = {
     training: TRAINING_JOB_NAMES,
     inference: options.inferenceProcessor === undefined ? [] : ['predict'],
+    predictions: options.predictionProcessor === undefined ? [] : ['prediction'],
   };
   for (const queue of options.queues) {
     const missing = unhandledJobNames(queue, handled[queue]);
@@ -123,10 +127,15 @@ export function startWorkers<R = unknown>(options: StartWorkersOptions<R>): Runn
         });
         workers.push(worker);
         trainingWorkers.push(worker);
-      } else {
+      } else if (queue === QUEUE_NAMES.inference) {
         const processor = options.inferenceProcessor as Processor<PredictJob['data'], R, PredictJob['name']>;
         const worker = new Worker(QUEUE_NAMES.inference, processor, { ...common, concurrency: options.concurrency ?? config.INFERENCE_CONCURRENCY });
         // Worker is invariant in its job types; the list only needs the queue-independent methods.
+        workers.push(worker as unknown as Worker);
+      } else {
+        const processor = options.predictionProcessor as Processor<PredictionJob['data'], void, PredictionJob['name']>;
+        // Few at once: each job may carry many images, and they share the batcher with /v1/predict.
+        const worker = new Worker(QUEUE_NAMES.predictions, processor, { ...common, concurrency: options.concurrency ?? config.PREDICTION_CONCURRENCY });
         workers.push(worker as unknown as Worker);
       }
     }

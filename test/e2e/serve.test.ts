@@ -169,6 +169,18 @@ describe('fracture-service start', () => {
     await waitFor('the audit line', async () => ((await auditLines()).length > 0 ? true : undefined), 5_000, 20);
     assert.equal((await auditLines()).length, 1, 'one audit line per prediction');
 
+    // Asynchronous predictions run in `start` too (its own predictions worker, the same predictor).
+    const queued = await http(`${url}/v1/predictions`, { method: 'POST', headers: auth, body: imageForm([xray]) });
+    assert.equal(queued.status, 202, queued.text);
+    const predictionId = (queued.json as { id: string }).id;
+    const completed = await waitFor('the asynchronous prediction', async () => {
+      const view = await http(`${url}/v1/predictions/${predictionId}`, { headers: auth });
+      const body = view.json as { status: string; result?: PredictBody };
+      return body.status === 'completed' || body.status === 'failed' ? body : undefined;
+    }, 30_000, 100);
+    assert.equal(completed.status, 'completed', JSON.stringify(completed));
+    assert.deepEqual(completed.result?.predictions.map((prediction) => prediction.label), body.predictions.map((prediction) => prediction.label));
+
     // Graceful shutdown: a prediction in flight when SIGTERM arrives still gets its answer; new
     // requests meanwhile get 503 at once; then the process exits 0 within the grace period.
     const held = await holdRequest(`${url}/v1/predict`, imageForm([second]), auth);
@@ -190,10 +202,14 @@ describe('fracture-service start', () => {
     assert.ok(took < SHUTDOWN_TIMEOUT_MS, `stopped in ${took} ms, within SHUTDOWN_TIMEOUT_MS`);
     t.diagnostic(`stopped ${took} ms after SIGTERM (request held ~200 ms + the prediction)`);
     const audit = await auditLines();
-    assert.equal(audit.length, 2, 'the in-flight prediction was audited before the process exited');
+    assert.equal(audit.length, 3, 'the in-flight prediction was audited before the process exited');
     assert.deepEqual(
-      audit.map((line) => JSON.parse(line) as { status: number; keyId: string }).map(({ status, keyId }) => ({ status, keyId })),
-      [{ status: 200, keyId: 'pacs' }, { status: 200, keyId: 'pacs' }],
+      audit.map((line) => JSON.parse(line) as { status: number; keyId: string; route: string }).map(({ status, keyId, route }) => ({ status, keyId, route })),
+      [
+        { status: 200, keyId: 'pacs', route: 'POST /v1/predict' },
+        { status: 202, keyId: 'pacs', route: 'POST /v1/predictions' },
+        { status: 200, keyId: 'pacs', route: 'POST /v1/predict' },
+      ],
     );
     assert.ok(!audit.join('\n').includes(xray.name) && !audit.join('\n').includes(second.name), 'no client file name in the audit log');
   });
@@ -230,7 +246,7 @@ describe('fracture-service api, worker and start refuse what they cannot do', { 
   it('worker --queues nonsense exits non-zero with the valid queues and usage', async () => {
     const result = await runService(['worker', '--queues', 'nonsense'], env);
     assert.notEqual(result.code, 0);
-    assert.match(result.stderr, /queues are training, inference; got nonsense/);
+    assert.match(result.stderr, /queues are training, inference, predictions; got nonsense/);
     assert.match(result.stderr, /Usage: fracture-service worker \[options\]/);
   });
 

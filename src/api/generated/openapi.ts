@@ -301,6 +301,57 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/predictions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Queue a prediction of one or more X-rays and answer at once.
+         * @description The same request as `POST /v1/predict` (multipart or JSON, `model`, `explain`), answered with
+         *     202 and a `Location` to poll (`GET /v1/predictions/{predictionId}`), for a study exported in
+         *     one go or a client that must not wait on an open connection. The images' type is checked and
+         *     the model reference resolved now (an alias moved later does not change the model); a worker
+         *     runs the prediction through the same batcher as `/v1/predict`, and the result is kept for
+         *     `PREDICTION_RETENTION_MS` (24 h). With an `Idempotency-Key`, a repeated request (same key,
+         *     images, ids, model and explain, within 24 hours) answers with the prediction the first one
+         *     created; concurrent repeats create one. More than `PREDICTION_MAX_PENDING` waiting
+         *     predictions answer 503 `QUEUE_FULL` with `Retry-After`.
+         */
+        post: operations["createPrediction"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/predictions/{predictionId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * An asynchronous prediction, with its result once it has run.
+         * @description `queued`, `running`, then `completed` with `result` (the body `POST /v1/predict` would have
+         *     answered, with the caller's image ids) or `failed` with `error` (e.g. `IMAGE_UNDECODABLE` for
+         *     an image that is not what its signature says). Only the key that created it, or an admin
+         *     key, can read it; after `PREDICTION_RETENTION_MS` it is gone (404).
+         */
+        get: operations["getPrediction"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -309,7 +360,7 @@ export interface components {
         /** @enum {string} */
         Architecture: "cnn" | "vgg16" | "resnet50" | "inceptionv3";
         /** @enum {string} */
-        ProblemCode: "VALIDATION_FAILED" | "BODY_INVALID" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "DATASET_NOT_FOUND" | "EXPERIMENT_NOT_FOUND" | "REPORT_NOT_FOUND" | "CHART_NOT_FOUND" | "MODEL_NOT_FOUND" | "MODEL_FILE_NOT_FOUND" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "DATASET_EXISTS" | "EXPERIMENT_FINISHED" | "REPORT_NOT_READY" | "PAYLOAD_TOO_LARGE" | "TOO_MANY_FILES" | "UNSUPPORTED_MEDIA_TYPE" | "IMAGE_TYPE_UNSUPPORTED" | "IMAGE_UNDECODABLE" | "IMAGE_TOO_LARGE" | "IMAGE_TOO_SMALL" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "DATASET_EMPTY" | "DATASET_SINGLE_CLASS" | "DATASET_TOO_SMALL" | "DATASET_INVALID" | "IDEMPOTENCY_KEY_REUSED" | "IDEMPOTENCY_KEY_IN_USE" | "EXPERIMENT_INVALID" | "RATE_LIMITED" | "INTERNAL" | "MODEL_CORRUPT" | "QUEUE_FULL" | "REDIS_UNAVAILABLE" | "SHUTTING_DOWN" | "PREDICTION_TIMEOUT" | "OUT_OF_MEMORY" | "INSUFFICIENT_STORAGE";
+        ProblemCode: "VALIDATION_FAILED" | "BODY_INVALID" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "DATASET_NOT_FOUND" | "EXPERIMENT_NOT_FOUND" | "REPORT_NOT_FOUND" | "CHART_NOT_FOUND" | "MODEL_NOT_FOUND" | "MODEL_FILE_NOT_FOUND" | "PREDICTION_NOT_FOUND" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "DATASET_EXISTS" | "EXPERIMENT_FINISHED" | "REPORT_NOT_READY" | "PAYLOAD_TOO_LARGE" | "TOO_MANY_FILES" | "UNSUPPORTED_MEDIA_TYPE" | "IMAGE_TYPE_UNSUPPORTED" | "IMAGE_UNDECODABLE" | "IMAGE_TOO_LARGE" | "IMAGE_TOO_SMALL" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "DATASET_EMPTY" | "DATASET_SINGLE_CLASS" | "DATASET_TOO_SMALL" | "DATASET_INVALID" | "IDEMPOTENCY_KEY_REUSED" | "IDEMPOTENCY_KEY_IN_USE" | "EXPERIMENT_INVALID" | "RATE_LIMITED" | "INTERNAL" | "MODEL_CORRUPT" | "QUEUE_FULL" | "REDIS_UNAVAILABLE" | "SHUTTING_DOWN" | "PREDICTION_TIMEOUT" | "OUT_OF_MEMORY" | "INSUFFICIENT_STORAGE";
         Problem: {
             /** @description A URI naming the problem type: `urn:fracture-service:problem:<code>`. */
             type: string;
@@ -794,6 +845,30 @@ export interface components {
             fractureProbability: number | null;
             /** @description Grad-CAM overlay as a `data:image/png;base64,` URL (with explain). */
             heatmap?: string;
+        };
+        AsyncPrediction: {
+            id: components["schemas"]["Id"];
+            /** @enum {string} */
+            status: "queued" | "running" | "completed" | "failed";
+            /** @description The model the prediction runs on, resolved when it was created. */
+            model: {
+                id: string;
+                architecture: string;
+                version: string;
+            };
+            /** @description Images in the request. */
+            images: number;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            startedAt?: string;
+            /** Format: date-time */
+            finishedAt?: string;
+            result?: components["schemas"]["PredictResponse"];
+            error?: {
+                code: components["schemas"]["ProblemCode"];
+                detail: string;
+            };
         };
         PredictResponse: {
             model: {
@@ -1304,6 +1379,69 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PredictResponse"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    createPrediction: {
+        parameters: {
+            query?: {
+                /** @description Model id or alias; default `production`. */
+                model?: components["schemas"]["Id"];
+                /** @description Add a Grad-CAM heat-map overlay (PNG data URL) to each prediction. */
+                explain?: boolean;
+            };
+            header?: {
+                /** @description A client-chosen key (1-128 visible ASCII characters) that makes retries safe. */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PredictJsonRequest"];
+                "multipart/form-data": {
+                    image?: string[];
+                    model?: string;
+                    /** @enum {string} */
+                    explain?: "true" | "false";
+                };
+            };
+        };
+        responses: {
+            /** @description Accepted and queued. */
+            202: {
+                headers: {
+                    Location: components["headers"]["Location"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AsyncPrediction"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    getPrediction: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                predictionId: components["schemas"]["Id"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The prediction. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AsyncPrediction"];
                 };
             };
             default: components["responses"]["Problem"];

@@ -10,7 +10,6 @@ import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { isSafeId, type ArtifactStore } from '../../infra/artifact-store.ts';
 import type { Architecture } from '../../ml/models/index.ts';
 import { isFinalStatus, type ArchitectureProgressRecord, type ExperimentError, type ExperimentRecord } from './experiment.types.ts';
-import { withFileLock } from '../../infra/file-lock.ts';
 import { pathExists } from '../../infra/fs.ts';
 
 /** Reads and writes one data directory's experiment files. */
@@ -55,15 +54,7 @@ export class ExperimentRecords {
    */
   async update(id: string, mutate: (record: ExperimentRecord) => ExperimentRecord | null): Promise<ExperimentRecord | null> {
     if (!isSafeId(id)) return null;
-    const file = this.store.experimentRecord(id);
-    return withFileLock(`${file}.lock`, async () => {
-      const current = await this.store.readJson<ExperimentRecord>(file);
-      if (current === null) return null;
-      const next = mutate(current);
-      if (next === null) return current;
-      await this.store.writeJson(file, next);
-      return next;
-    });
+    return this.store.updateJson<ExperimentRecord>(this.store.experimentRecord(id), mutate);
   }
 
   /** Marks the experiment failed with `error`, unless it already ended (completed, failed, cancelled). */

@@ -17,7 +17,7 @@ import type { ExperimentQueues } from './experiment-queues.ts';
 import { ExperimentRecords } from './experiment-records.ts';
 import { resolveExperimentSettings } from './experiment-settings.ts';
 import { isFinalStatus, type ArchitectureProgressRecord, type ExperimentRecord, type ExperimentRequest, type ExperimentSettings, type ExperimentView } from './experiment.types.ts';
-import { canonicalHash, IdempotencyKeys } from './idempotency.ts';
+import { canonicalHash, IdempotencyKeys } from '../idempotency.ts';
 import { buildExperimentView } from './experiment-view.ts';
 
 /** What the service is built from. */

@@ -13,7 +13,7 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { AppError } from '../../../src/infra/errors.ts';
 import { QUEUE_NAMES } from '../../../src/infra/queues.ts';
-import { canonicalHash, IdempotencyKeys } from '../../../src/services/experiments/idempotency.ts';
+import { canonicalHash, IdempotencyKeys } from '../../../src/services/idempotency.ts';
 import { assertResponseMatchesSpec, deleteKeys, REDIS_URL, startApiFixture, type ApiFixture, type KeyName } from './api-fixture.ts';
 
 interface Accepted {

@@ -70,6 +70,7 @@ function stubDependencies(): AppDependencies {
     },
     reports: { get: notUsed('reports.get'), render: notUsed('reports.render'), chart: notUsed('reports.chart') },
     models: { list: async () => [], aliases: async () => ({}), get: notUsed('models.get'), setAlias: notUsed('models.setAlias'), filePath: notUsed('models.filePath') },
+    predictions: { create: notUsed('predictions.create'), get: notUsed('predictions.get') },
     predictor: {
       predict: async () => {
         throw new Error('boom: /data/patients/Jane Doe.png');

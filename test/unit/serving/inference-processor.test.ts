@@ -59,7 +59,7 @@ describe('createInferenceProcessor', () => {
   it('returns AppErrors as results and lets unexpected errors fail the job', async () => {
     const refusing = createInferenceProcessor({
       predict: async () => {
-        throw new ImageRejectedError('IMAGE_UNDECODABLE', { id: 'images[1]', index: 1 }, 'could not be decoded as JPEG (bad)');
+        throw new ImageRejectedError('IMAGE_UNDECODABLE', { index: 1 }, 'could not be decoded as JPEG (bad)');
       },
     });
     assert.deepEqual(await refusing(job({ modelId: 'm1', imagePaths: files, explain: false })), {
@@ -100,7 +100,7 @@ describe('job results across the queue', () => {
   });
 
   it('rebuilds an image error naming its position (never the caller\'s id), and keeps headers of other errors', () => {
-    const imageError = jobErrorResult(new ImageRejectedError('IMAGE_TOO_LARGE', { id: 'images[1]', index: 1 }, 'has 9x9 pixels'))!;
+    const imageError = jobErrorResult(new ImageRejectedError('IMAGE_TOO_LARGE', { index: 1 }, 'has 9x9 pixels'))!;
     assert.throws(() => responseFromJobResult(imageError, images), (error: unknown) => {
       assert.ok(error instanceof AppError);
       assert.equal(error.code, 'IMAGE_TOO_LARGE');

@@ -1,19 +1,20 @@
 /**
- * `Idempotency-Key` for creating experiments: the first request with a key creates, every later one
- * with the same key and body (within 24 h) gets what the first one created, and 20 concurrent
- * identical requests create once. The claim is one atomic `SET … NX` in Redis, so it holds across
- * API processes sharing a Redis.
+ * `Idempotency-Key` for creating things (experiments, asynchronous predictions): the first request
+ * with a key creates, every later one with the same key and body (within 24 h) gets what the first
+ * one created, and 20 concurrent identical requests create once. The claim is one atomic `SET … NX`
+ * in Redis, so it holds across API processes sharing a Redis.
  *
  * A key's Redis value is JSON: first `{ state: 'pending', bodyHash, token }` (a short lease while the
  * winner creates), then `{ state: 'done', bodyHash, id }` for 24 h. The Redis key is
- * `${prefix}:idempotency:${sha256(callerId + ':' + idempotencyKey)}`: a client's key is never stored,
- * and two callers' equal keys never meet. Nothing here logs.
+ * `${prefix}:${namespace}:${sha256(callerId + ':' + idempotencyKey)}`: a client's key is never
+ * stored, two callers' equal keys never meet, and each kind of thing has its own namespace. Nothing
+ * here logs.
  * @module
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AppError } from '../../infra/errors.ts';
-import { withRedis, type RedisConnection } from '../../infra/redis.ts';
+import { AppError } from '../infra/errors.ts';
+import { withRedis, type RedisConnection } from '../infra/redis.ts';
 
 /** Tuning of {@link IdempotencyKeys}. */
 export interface IdempotencyOptions {
@@ -29,6 +30,8 @@ export interface IdempotencyOptions {
   waitMs?: number;
   /** Pause between two looks at a pending key, ms. Default 25. */
   pollMs?: number;
+  /** Part of the Redis key that keeps one kind of thing's keys apart. Default `idempotency` (experiments). */
+  namespace?: string;
 }
 
 /** One idempotent call: who asks, with which key, for what. */
@@ -79,6 +82,7 @@ export class IdempotencyKeys {
   readonly #leaseMs: number;
   readonly #waitMs: number;
   readonly #pollMs: number;
+  readonly #namespace: string;
 
   constructor(connection: RedisConnection, prefix: string, options: IdempotencyOptions = {}) {
     this.#connection = connection;
@@ -87,6 +91,7 @@ export class IdempotencyKeys {
     this.#leaseMs = options.leaseMs ?? 30_000;
     this.#waitMs = options.waitMs ?? 5_000;
     this.#pollMs = options.pollMs ?? 25;
+    this.#namespace = options.namespace ?? 'idempotency';
   }
 
   /**
@@ -138,7 +143,7 @@ export class IdempotencyKeys {
 
   /** The Redis key of a (caller, key) pair: a hash, so the client's key is never stored. */
   redisKey(callerId: string | null, key: string): string {
-    return `${this.#prefix}:idempotency:${createHash('sha256').update(`${callerId ?? ''}:${key}`).digest('hex')}`;
+    return `${this.#prefix}:${this.#namespace}:${createHash('sha256').update(`${callerId ?? ''}:${key}`).digest('hex')}`;
   }
 
   async #createAsWinner(redisKey: string, pending: string, create: () => Promise<string>): Promise<string> {
@@ -151,7 +156,7 @@ export class IdempotencyKeys {
       throw error;
     }
     const done = JSON.stringify({ state: 'done', bodyHash: (JSON.parse(pending) as StoredValue).bodyHash, id } satisfies StoredValue);
-    // The experiment exists and its 202 is due: a failure to record it only means a retry after the
+    // The thing exists and its 202 is due: a failure to record it only means a retry after the
     // lease may create another, which is better than answering an error for work that was done.
     await withRedis(this.#connection, () => this.#connection.eval(COMPLETE_SCRIPT, 1, redisKey, pending, done, String(this.#ttlMs))).catch(() => {});
     return id;
