@@ -2,7 +2,8 @@
  * Patient data never leaks (issue 5, "Privacy and audit"): a canary — a patient-like name with a
  * token no code of ours writes — goes into every place a client can put one: file names of image
  * and dataset uploads, zip entry names, unknown multipart fields (names and values), JSON members,
- * the caller's own image ids, query strings, headers, a wrong API key and an `Idempotency-Key`. The
+ * the caller's own image ids (of `/v1/predict` and the asynchronous `/v1/predictions`), query
+ * strings, headers, a wrong API key and `Idempotency-Key`s. The
  * requests go to the in-process API (`start`) and to the queue-mode API (`api`) with a real
  * inference worker on the real Redis, and succeed or fail as they should. Afterwards the canary is
  * in no log line (every level, API and worker), no error body, no Redis key or value under the
@@ -132,6 +133,9 @@ describe('no patient data in logs, error bodies, Redis or the audit log', () => 
     await send(app, `${api}: a patient member in an image`, json({ images: [{ data: base64, patientName: PATIENT }] }), 400);
     await send(app, `${api}: the patient in the query string`, { ...json({ images: [{ data: base64 }] }), url: `/v1/predict?patient=${encodeURIComponent(PATIENT)}` }, 400);
     await send(app, `${api}: the patient in headers`, json({ images: [{ data: base64 }] }, { 'x-patient-name': PATIENT_ID, 'x-request-id': PATIENT_ID, 'user-agent': `PACS ${PATIENT_ID}` }), 200);
+    await send(app, `${api}: an asynchronous prediction with the patient's id and file name`, { ...(await multipart([{ name: 'image', value: image, filename: `${PATIENT}.png`, type: 'image/png' }])), url: '/v1/predictions' }, 202);
+    await send(app, `${api}: an asynchronous prediction with the patient's id as the caller's id and the Idempotency-Key`, { ...json({ images: [{ id: PATIENT_ID, data: base64 }] }, { 'idempotency-key': `${PATIENT_ID}-${api}` }), url: '/v1/predictions' }, 202);
+    await send(app, `${api}: an asynchronous prediction of a non-image with the patient's id`, { ...json({ images: [{ id: PATIENT_ID, data: Buffer.from(PATIENT).toString('base64') }] }), url: '/v1/predictions' }, 415);
     await send(app, `${api}: the patient as the API key`, { ...json({ images: [{ data: base64 }] }), headers: { authorization: `Bearer ${PATIENT_ID}`, 'content-type': 'application/json' } }, 401);
   }
 
