@@ -21,6 +21,7 @@ export type MlErrorCode =
   | 'CHECKPOINT_INVALID'
   | 'TRAINING_CANCELLED'
   | 'OUT_OF_MEMORY'
+  | 'EXPORT_UNSUPPORTED'
   | 'INVALID_ARGUMENT';
 
 export class MlError extends Error {

@@ -287,7 +287,7 @@ async function trainArchitecture(context: ArchitectureContext, architecture: Arc
       datasetHash: index.hash,
       seed: config.seed,
       training: trainingRecord(config, architecture, training.microBatchSize),
-    });
+    }, { onnx: true });
     const trainImagesPerSecond = mean(training.history.map((epoch) => epoch.imagesPerSecond));
     const result: ArchitectureResult = {
       architecture,

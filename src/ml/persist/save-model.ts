@@ -16,6 +16,7 @@ import {
   type ModelMetadata,
   type ModelMetadataInput,
 } from './model-metadata.ts';
+import { exportToOnnx, ONNX_MODEL_FILE } from '../export/index.ts';
 import { toPortableTopology } from './portable-topology.ts';
 import { DEFAULT_SHARD_BYTES, buildModelJson, buildWeightsManifest, splitIntoShards } from './weight-shards.ts';
 
@@ -27,6 +28,13 @@ export interface SaveModelOptions {
    * Default `false`: a served model needs neither, and Adam's state triples the weight bytes.
    */
   includeOptimizer?: boolean;
+  /**
+   * Also write `model.onnx` (the same network exported to ONNX, see `src/ml/export`), listed and
+   * hashed in `metadata.json` like every other file. Default `false`; training sets it so ONNX Runtime
+   * can serve the model and MLOps teams can take the file to Triton or KServe.
+   * @throws MlError `EXPORT_UNSUPPORTED` (nothing written) for a layer with no ONNX converter.
+   */
+  onnx?: boolean;
 }
 
 /** What {@link saveModel} wrote. */
@@ -78,6 +86,8 @@ export async function saveModel(
   // plain `tf.loadLayersModel(url)` loads the files anywhere; loadModel maps it back.
   const portable: tf.io.ModelArtifacts = { ...artifacts, modelTopology: toPortableTopology(artifacts.modelTopology) };
   const modelJson = buildModelJson(portable, buildWeightsManifest(shards, artifacts.weightSpecs));
+  // Exported before anything is written, so an unsupported layer leaves the directory untouched.
+  const onnxBytes = options.onnx === true ? exportToOnnx(model, metadata) : undefined;
 
   const target = path.resolve(dir);
   let totalBytes = 0;
@@ -92,6 +102,11 @@ export async function saveModel(
     await writeFileDurable(path.join(tempDir, MODEL_JSON_FILE), modelText);
     files[MODEL_JSON_FILE] = sha256(modelText);
     totalBytes += Buffer.byteLength(modelText);
+    if (onnxBytes !== undefined) {
+      await writeFileDurable(path.join(tempDir, ONNX_MODEL_FILE), onnxBytes);
+      files[ONNX_MODEL_FILE] = sha256(onnxBytes);
+      totalBytes += onnxBytes.byteLength;
+    }
 
     // Last, because it carries the hashes of everything above.
     const record = buildMetadata(metadata, files);
