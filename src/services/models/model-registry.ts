@@ -17,6 +17,7 @@ import { AppError } from '../../infra/errors.ts';
 import { isMlError } from '../../ml/errors.ts';
 import type { ExperimentReport } from '../../ml/experiment/index.ts';
 import { isArchitecture, type Architecture } from '../../ml/models/index.ts';
+import { ONNX_MODEL_FILE } from '../../ml/export/index.ts';
 import {
   METADATA_FILE,
   MODEL_JSON_FILE,
@@ -391,7 +392,10 @@ export class ModelRegistry {
     return view;
   }
 
-  /** `model.json`, the weight files its manifest lists, `metadata.json`. */
+  /**
+   * `model.json`, the weight files its manifest lists, `model.onnx` when the model has one (listed
+   * and hashed in its metadata, as training writes it), `metadata.json`.
+   */
   async #servableFiles(found: FoundModel): Promise<string[]> {
     const file = path.join(found.dir, MODEL_JSON_FILE);
     const info = await stat(file).catch(ignoreMissing);
@@ -403,7 +407,9 @@ export class ModelRegistry {
     try {
       const where = `model "${found.id}"`;
       const weights = weightFileNames(parseModelJson(await readFile(file, 'utf8'), where), where);
-      files = [MODEL_JSON_FILE, ...weights.filter((name) => name !== MODEL_JSON_FILE && name !== METADATA_FILE), METADATA_FILE];
+      files = [MODEL_JSON_FILE, ...weights.filter((name) => name !== MODEL_JSON_FILE && name !== METADATA_FILE)];
+      if (found.metadata.files[ONNX_MODEL_FILE] !== undefined && !files.includes(ONNX_MODEL_FILE)) files.push(ONNX_MODEL_FILE);
+      files.push(METADATA_FILE);
     } catch (error) {
       throw asModelError(error);
     }

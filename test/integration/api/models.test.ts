@@ -14,6 +14,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
+import * as ort from 'onnxruntime-node';
 import { loadModel } from '../../../src/ml/persist/index.ts';
 import { REPO_ROOT, assertResponseMatchesSpec, sha256, startApiFixture, type ApiFixture, type SeededExperiment, type SpecCheckedResponse } from './api-fixture.ts';
 
@@ -161,6 +162,29 @@ describe('models over HTTP', () => {
     const modelJson = await fx.app.inject({ method: 'GET', url: `/v1/models/${seeded.modelId}/files/model.json`, headers: fx.auth('predict') });
     assertResponseMatchesSpec('getModelFile', modelJson);
     assert.ok(modelJson.json().weightsManifest.length > 0);
+  });
+
+  it('serves model.onnx, which ONNX Runtime runs to the same probabilities as the tfjs files', async () => {
+    const model = (await fx.app.inject({ method: 'GET', url: `/v1/models/${seeded.modelId}`, headers: fx.auth('predict') })).json();
+    assert.ok((model.files as string[]).includes('model.onnx'), 'a trained model lists model.onnx');
+    const response = await fx.app.inject({ method: 'GET', url: `/v1/models/${seeded.modelId}/files/model.onnx`, headers: fx.auth('predict') });
+    assert.equal(response.statusCode, 200);
+    assert.equal(response.headers['content-type'], 'application/octet-stream');
+    const session = await ort.InferenceSession.create(response.rawPayload);
+    const loaded = await loadModel((await fx.context.models.resolve(seeded.modelId)).dir);
+    try {
+      const [height, width, channels] = loaded.metadata.inputShape;
+      const x = tf.randomUniform([3, height, width, channels], 0, 1, 'float32', 5);
+      const expected = tf.tidy(() => (loaded.model.predict(x) as tf.Tensor).dataSync() as Float32Array);
+      const out = await session.run({ input: new ort.Tensor('float32', x.dataSync() as Float32Array, [3, height, width, channels]) });
+      x.dispose();
+      const actual = out['probabilities']!.data as Float32Array;
+      assert.equal(actual.length, expected.length);
+      expected.forEach((p, i) => assert.ok(Math.abs(p - actual[i]!) < 1e-4, `probability ${i}: tfjs ${p}, onnx ${actual[i]}`));
+    } finally {
+      loaded.model.dispose();
+      await session.release();
+    }
   });
 
   it('answers 404 MODEL_FILE_NOT_FOUND for a file the model does not serve, even one in its folder', async () => {
