@@ -58,7 +58,8 @@ async function queueDiagnosis(redisUrl: string, prefix: string, experimentId: st
   try {
     const job = await queue.getJob(trainJobId(experimentId, 'cnn'));
     const workers = await queue.getWorkers();
-    return `train job ${job ? await job.getState() : 'missing'}, ${workers.length} worker connection(s), counts ${JSON.stringify(await queue.getJobCounts())}`;
+    const lock = job ? await connection.pttl(`${prefix}:${QUEUE_NAMES.training}:${job.id}:lock`) : null;
+    return `train job ${job ? await job.getState() : 'missing'} (attempts started ${job?.attemptsStarted}, stalled ${job?.stalledCounter}, lock ttl ${lock} ms), ${workers.length} worker connection(s), counts ${JSON.stringify(await queue.getJobCounts())}`;
   } catch (error) {
     return `unavailable (${(error as Error).message})`;
   } finally {
@@ -201,6 +202,16 @@ describe('Redis faults', () => {
 
   // Workers fetch again a second after a fetch hit the outage (FETCH_RETRY_DELAY_MS); with BullMQ's
   // default of 15 s the job sometimes waited past the 20 s below under CI load.
+  //
+  // One race cannot be avoided by any client: when the kill lands while a worker's fetch runs, Redis
+  // may have moved the job to active (and written that to the AOF) without the worker ever getting the
+  // reply. The job is then active with nobody working on it, and only BullMQ's stalled-job check
+  // gives it back, after its lock expires (JOB_LOCK_DURATION_MS) and the next check runs
+  // (STALLED_INTERVAL_MS). Seen in about 1 run in 10 on a loaded machine. The workers here use short
+  // values so that path finishes within the test, and the test accepts it, once, and says which path
+  // was taken.
+  const LOCK_MS = 10_000;
+  const STALLED_CHECK_MS = 2_000;
   it('keeps an acknowledged experiment through SIGKILLs of Redis (after the 202, then mid-training), and the workers finish it', async () => {
     const dir = path.join(fx.root, 'redis-killed');
     let server = await startOwnRedis({ dir, appendfsync: 'always' });
@@ -208,7 +219,8 @@ describe('Redis faults', () => {
     const api = await apiOn(fx, server.url);
     apis.push(api);
     const { app } = api.runtime;
-    workers = startWorkers({ config: fx.config, queues: ['training'], concurrency: 1, redisUrl: server.url, logger: createLogger({ level: 'silent' }) });
+    const workerConfig = { ...fx.config, JOB_LOCK_DURATION_MS: LOCK_MS, STALLED_INTERVAL_MS: STALLED_CHECK_MS };
+    workers = startWorkers({ config: workerConfig, queues: ['training'], concurrency: 1, redisUrl: server.url, logger: createLogger({ level: 'silent' }) });
     await workers.ready();
 
     const created = await createExperiment(api, { epochs: 6 });
@@ -245,7 +257,8 @@ describe('Redis faults', () => {
         if (body.status === 'completed' || body.status === 'failed') throw new Error(`the experiment ended (${body.status}) before the kill during training`);
         return arch && arch.epoch >= 1 && arch.epoch < arch.epochs ? arch : undefined;
       },
-      20_000,
+      // 20 s, plus the lost-reply path: the lock expires, then up to two stalled checks.
+      20_000 + LOCK_MS + 2 * STALLED_CHECK_MS,
       25,
     ).catch(async (error: unknown) => {
       throw new Error(`${(error as Error).message}; last view ${lastView}; queue: ${await queueDiagnosis(server.url, fx.config.QUEUE_PREFIX, id)}`);
@@ -268,21 +281,26 @@ describe('Redis faults', () => {
     );
     assert.equal(done.status, 'completed', JSON.stringify(done));
     const completedMs = performance.now() - killedAt;
-    // Trained once: the worker kept its job through both outages (no stall, no retry).
+    let recoveredByStalledCheck: boolean;
     const check = createProducerConnection(server.url);
     const trainingQueue = new Queue(QUEUE_NAMES.training, { connection: check, prefix: fx.config.QUEUE_PREFIX });
     try {
       const job = await trainingQueue.getJob(trainJobId(id, 'cnn'));
       assert.ok(job, 'the train job is kept after completion');
       assert.equal(await job.getState(), 'completed');
-      assert.equal(job.attemptsStarted, 1, `the train job started ${job.attemptsStarted} times`);
-      assert.equal(job.stalledCounter, 0);
+      // Once, or twice when the first fetch's reply was lost in the kill (then it stalled once).
+      recoveredByStalledCheck = job.stalledCounter === 1 && job.attemptsStarted === 2;
+      assert.ok(
+        (job.attemptsStarted === 1 && job.stalledCounter === 0) || recoveredByStalledCheck,
+        `the train job started ${job.attemptsStarted} times and stalled ${job.stalledCounter} times`,
+      );
     } finally {
       await trainingQueue.close();
       await closeConnection(check);
     }
     const report = await app.inject({ method: 'GET', url: `/v1/reports/${id}`, headers: { ...fx.auth('train'), accept: 'application/json' } });
     assert.equal(report.statusCode, 200, report.body.slice(0, 500));
-    console.log(`# redis SIGKILL after 202 and at epoch ${training.epoch}/${training.epochs}: completed ${completedMs.toFixed(0)} ms after the first kill (first epoch ${firstEpochMs.toFixed(0)} ms after the first restart)`);
+    const how = recoveredByStalledCheck ? 'the first fetch lost its reply in the kill, the stalled check gave the job back' : 'the worker kept its job through both outages';
+    console.log(`# redis SIGKILL after 202 and at epoch ${training.epoch}/${training.epochs}: completed ${completedMs.toFixed(0)} ms after the first kill (first epoch ${firstEpochMs.toFixed(0)} ms after the first restart); ${how}`);
   });
 });
