@@ -10,6 +10,7 @@ import { registerTrainCommand } from './commands/train.command.ts';
 import { registerPredictCommand } from './commands/predict.command.ts';
 import { registerDemoCommand } from './commands/demo.command.ts';
 import { registerSummaryCommand } from './commands/summary.command.ts';
+import { registerExportCommand } from './commands/export.command.ts';
 import { registerServeCommands } from './commands/serve.command.ts';
 import { backendFromEnvironment, ConfigError } from '../infra/config.ts';
 import { AppError } from '../infra/errors.ts';
@@ -44,6 +45,7 @@ export function createProgram(): Command {
     },
   });
   registerSummaryCommand(program);
+  registerExportCommand(program);
   registerServeCommands(program);
   return program;
 }

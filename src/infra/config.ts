@@ -36,6 +36,12 @@ export const ENV_SCHEMA = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** tfjs backend: auto, tensorflow, wasm or cpu. */
   FRACTURE_BACKEND: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
+  /**
+   * Engine of predictions, per model: `auto` runs ONNX Runtime when the model has `model.onnx` and
+   * onnxruntime-node loads, else tfjs; `onnx` requires ONNX Runtime; `tfjs` never uses it. Grad-CAM
+   * always runs on tfjs.
+   */
+  INFERENCE_ENGINE: z.enum(['auto', 'onnx', 'tfjs']).default('auto'),
   /** Dynamic batching: largest forward pass, and longest wait after the first request of a batch. */
   PREDICT_MAX_BATCH_SIZE: integer(16, 1),
   PREDICT_MAX_DELAY_MS: integer(10, 0),

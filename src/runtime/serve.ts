@@ -90,7 +90,7 @@ export async function runWorker(config: Config, options: { queues?: readonly Que
   });
   await running.ready();
   const metricsServer = config.WORKER_METRICS_PORT > 0 ? await startMetricsServer(metrics, config.WORKER_METRICS_PORT, config.HOST) : null;
-  logger.info({ queues, pid: process.pid, metricsPort: metricsServer?.port ?? null }, 'worker ready');
+  logger.info({ queues, pid: process.pid, metricsPort: metricsServer?.port ?? null, ...(predictor ? { engine: predictor.status().engine } : {}) }, 'worker ready');
   installGracefulShutdown({
     logger,
     timeoutMs: config.SHUTDOWN_TIMEOUT_MS,
@@ -304,6 +304,7 @@ function printClosing(
   const model = serving.ready ? serving.model : undefined;
   if (model) {
     print(`Model:     ${model.id} (${model.architecture}, version ${model.version}) serves as ${DEFAULT_ALIAS}`);
+    print(`Engine:    ${serving.engine}${serving.engineReason === undefined ? '' : ` (${serving.engineReason})`}`);
   } else {
     const why = outcome.status === 'failed' ? `the first model could not be trained (${outcome.error.code}: ${outcome.error.detail})` : (serving.detail ?? 'no model serves yet');
     print(`Model:     none; ${why}. The page and the API still work: start an experiment there.`);

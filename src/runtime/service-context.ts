@@ -14,6 +14,7 @@ import type { ApiKey } from '../infra/api-keys.ts';
 import { ArtifactStore } from '../infra/artifact-store.ts';
 import { AuditLog } from '../infra/audit-log.ts';
 import { DEFAULT_REDIS_URL, type Config } from '../infra/config.ts';
+import { withoutServerPaths } from '../infra/errors.ts';
 import { createMetrics, type Metrics } from '../infra/metrics.ts';
 import { QUEUE_NAMES, type PredictionJob } from '../infra/queues.ts';
 import { StorageGuard } from '../infra/storage.ts';
@@ -25,11 +26,11 @@ import { ExperimentService } from '../services/experiments/experiment.service.ts
 import { ModelRegistry } from '../services/models/model-registry.ts';
 import { PredictionService } from '../services/predictions/prediction.service.ts';
 import { DEFAULT_ALIAS } from '../services/models/model.types.ts';
-import { ReadinessService, type CheckResult } from '../services/readiness/readiness.service.ts';
+import { ReadinessService, type CheckResult, type ModelCheckResult } from '../services/readiness/readiness.service.ts';
 import { ReportService } from '../services/reports/report.service.ts';
 import { LocalPredictor } from '../serving/predictor.ts';
 import { QueuePredictor } from '../serving/queue-predictor.ts';
-import { TfjsEngine } from '../serving/tfjs-engine.ts';
+import { EngineSelector } from '../serving/engine-selector.ts';
 import type { ModelResolver } from '../serving/types.ts';
 import path from 'node:path';
 
@@ -112,13 +113,13 @@ export function createServiceContext(config: Config, options: { logger: Logger; 
 }
 
 /**
- * The in-process predictor with the configured batching and model cache, feeding the batch metrics
- * (used by `start` and by inference workers).
+ * The in-process predictor with the configured engine (`INFERENCE_ENGINE`, chosen per model),
+ * batching and model cache, feeding the batch metrics (used by `start` and by inference workers).
  */
 export function createLocalPredictor(config: Config, resolveModel: ModelResolver, metrics: Metrics): LocalPredictor {
   return new LocalPredictor({
     resolveModel,
-    engine: new TfjsEngine(),
+    engine: new EngineSelector({ mode: config.INFERENCE_ENGINE }),
     maxBatchSize: config.PREDICT_MAX_BATCH_SIZE,
     maxDelayMs: config.PREDICT_MAX_DELAY_MS,
     maxQueue: config.PREDICT_MAX_QUEUE,
@@ -201,7 +202,7 @@ export async function createApiRuntime(context: ServiceContext, options: { keys:
   let predictor: LocalPredictor | QueuePredictor;
   let backend: BackendInfo | null = null;
   let backendCheck: () => Promise<CheckResult>;
-  let modelCheck: () => Promise<CheckResult>;
+  let modelCheck: () => Promise<ModelCheckResult>;
   const closers: (() => Promise<void>)[] = [];
   if (options.mode === 'in-process') {
     backend = await initBackend(config.FRACTURE_BACKEND);
@@ -217,7 +218,12 @@ export async function createApiRuntime(context: ServiceContext, options: { keys:
         status = local.status();
       }
       return status.ready && status.model
-        ? { ok: true, detail: `${status.model.id} (${status.model.architecture}, version ${status.model.version})` }
+        ? {
+            ok: true,
+            detail: `${status.model.id} (${status.model.architecture}, version ${status.model.version})`,
+            engine: status.engine,
+            ...(status.engineReason === undefined ? {} : { engineReason: status.engineReason }),
+          }
         : { ok: false, detail: status.detail ?? 'no serving model' };
     };
   } else {
@@ -247,6 +253,8 @@ export async function createApiRuntime(context: ServiceContext, options: { keys:
     // Hashing every file of a large model takes longer than a probe may: verify each model version
     // once (a verification that outlives a probe's timeout still completes and counts).
     let verified: string | null = null;
+    // The workers load the model; with the same INFERENCE_ENGINE they make the choice made here.
+    const selector = new EngineSelector({ mode: config.INFERENCE_ENGINE });
     modelCheck = async () => {
       const model = await models.resolve(DEFAULT_ALIAS);
       const key = `${model.id}@${model.version}`;
@@ -254,7 +262,13 @@ export async function createApiRuntime(context: ServiceContext, options: { keys:
         await models.verify(model.id);
         verified = key;
       }
-      return { ok: true, detail: `${model.id} (${model.architecture}, version ${model.version})` };
+      const choice = await selector.choose(model.dir);
+      return {
+        ok: true,
+        detail: `${model.id} (${model.architecture}, version ${model.version})`,
+        engine: choice.engine,
+        ...(choice.reason === undefined ? {} : { engineReason: withoutServerPaths(choice.reason) }),
+      };
     };
   }
   const readiness = new ReadinessService({ redis: () => redisCheck(context.redis), backend: backendCheck, model: modelCheck });

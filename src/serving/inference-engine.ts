@@ -1,6 +1,6 @@
 /**
- * The seam between serving and whatever runs the network (DESIGN section 4): tfjs now, ONNX Runtime
- * once models export to ONNX. An engine only turns a saved model directory into something that maps a
+ * The seam between serving and whatever runs the network (DESIGN section 4): tfjs or ONNX Runtime,
+ * chosen per model by `engine-selector.ts`. An engine only turns a saved model directory into something that maps a
  * batch of preprocessed inputs to class probabilities. Decoding, resizing and normalising
  * (`src/ml/data`), batching, turning probabilities into labels and drawing heat-maps all happen
  * outside it, so a second engine reuses them unchanged.
@@ -33,6 +33,13 @@ export interface ClassActivationMap {
 export interface EngineModel {
   readonly info: EngineModelInfo;
   /**
+   * The engine that runs this model, e.g. `onnx` or `tfjs`; absent means the loading engine's
+   * `name` (see {@link engineOf}). A selecting engine loads each model with the engine that fits it.
+   */
+  readonly engine?: string;
+  /** Why `engine` runs it when another was preferred, e.g. `the model has no model.onnx` under `auto`. */
+  readonly engineReason?: string;
+  /**
    * Runs one forward pass.
    * @param batch `count` inputs back to back, each `height * width * channels` float32 values in HWC
    *   order, preprocessed as `info.imageOptions` says (an `[N, H, W, C]` tensor's data)
@@ -41,8 +48,8 @@ export interface EngineModel {
    */
   predict(batch: Float32Array, count: number): Promise<Float32Array>;
   /**
-   * Grad-CAM of one preprocessed input for `classIndex`. Optional: an engine without gradients
-   * (ONNX Runtime) leaves it out, and explanations are then refused.
+   * Grad-CAM of one preprocessed input for `classIndex`. Optional: an engine without gradients leaves
+   * it out, and explanations are then refused (the ONNX engine delegates to tfjs instead).
    * @param input one input, `height * width * channels` values as for `predict`
    */
   explain?(input: Float32Array, classIndex: number): Promise<ClassActivationMap>;
@@ -50,15 +57,23 @@ export interface EngineModel {
   dispose(): void;
 }
 
-/** Loads models saved in a directory (`model.json` + weights + `metadata.json`). */
+/** Loads models saved in a directory (`model.json` + weights + `metadata.json`, and maybe `model.onnx`). */
 export interface InferenceEngine {
-  /** Shown by `/readyz` and logs, e.g. `tfjs`. */
-  readonly name: 'tfjs' | (string & {});
+  /**
+   * Shown by `/readyz` and logs, e.g. `tfjs`, `onnx`, or the mode of a selecting engine (`auto`) until
+   * a model is loaded.
+   */
+  readonly name: 'tfjs' | 'onnx' | (string & {});
   /**
    * Loads the model saved in `modelDir`.
    * @throws MlError `MODEL_NOT_FOUND` / `MODEL_CORRUPT` (mapped to AppErrors by `toAppError`)
    */
   load(modelDir: string): Promise<EngineModel>;
+}
+
+/** The name of the engine running `model`, loaded by `loader`. */
+export function engineOf(model: EngineModel, loader: InferenceEngine): string {
+  return model.engine ?? loader.name;
 }
 
 /** Values per input of a model: `height * width * channels`. */

@@ -9,13 +9,13 @@
  * @module
  */
 import sharp from 'sharp';
-import { AppError, toAppError } from '../infra/errors.ts';
+import { AppError, toAppError, withoutServerPaths } from '../infra/errors.ts';
 import { createLimiter, type Limiter } from '../ml/data/concurrency.ts';
 import { renderHeatmapOverlay } from '../ml/explain/index.ts';
 import { describeProbabilities } from '../ml/inference/index.ts';
 import { DynamicBatcher } from './dynamic-batcher.ts';
 import { decodeUpload, type DecodedImage, type UploadDecodeLimits } from './image-input.ts';
-import { inputSize, warmUpModel, type EngineModel, type InferenceEngine } from './inference-engine.ts';
+import { engineOf, inputSize, warmUpModel, type EngineModel, type InferenceEngine } from './inference-engine.ts';
 import { ModelPool } from './model-pool.ts';
 import {
   DEFAULT_MODEL_REF,
@@ -43,7 +43,7 @@ export {
 export interface LocalPredictorOptions {
   /** The model registry: model id or alias to a concrete model (`MODEL_NOT_FOUND` otherwise). */
   resolveModel: ModelResolver;
-  /** Runs the models, e.g. `new TfjsEngine()`. */
+  /** Runs the models, e.g. `new EngineSelector({ mode: 'auto' })` or `new TfjsEngine()`. */
   engine: InferenceEngine;
   /** Largest forward pass, in images (`PREDICT_MAX_BATCH_SIZE`). */
   maxBatchSize: number;
@@ -73,8 +73,13 @@ export interface LocalPredictorOptions {
 export interface PredictorStatus {
   /** True once the serving model has loaded and answered a warm-up pass. */
   ready: boolean;
-  /** The engine's name, e.g. `tfjs`. */
+  /**
+   * The engine running the serving model once it is warm (`onnx`, `tfjs`); before, the predictor's
+   * engine name (e.g. the mode `auto`).
+   */
   engine: string;
+  /** Why `engine` serves the model when another was preferred (e.g. `auto` without `model.onnx`). */
+  engineReason?: string;
   /** The model warmed up by the last successful `warmUp`. */
   model?: { id: string; architecture: string; version: string };
   /** Why serving is not ready. */
@@ -165,8 +170,15 @@ export class LocalPredictor implements Predictor {
     try {
       const resolved = await this.#options.resolveModel(ref);
       const lease = await this.#pool.acquire(resolved.id, resolved);
+      const { model } = lease.value;
       lease.release();
-      this.#status = { ready: true, engine: this.#options.engine.name, model: describeModel(resolved) };
+      this.#status = {
+        ready: true,
+        engine: engineOf(model, this.#options.engine),
+        // An open endpoint shows it: no server paths.
+        ...(model.engineReason === undefined ? {} : { engineReason: withoutServerPaths(model.engineReason) }),
+        model: { id: resolved.id, architecture: resolved.architecture, version: resolved.version },
+      };
     } catch (error) {
       const appError = toAppError(error);
       this.#status = { ready: false, engine: this.#options.engine.name, detail: appError.message, code: appError.code };
@@ -201,7 +213,7 @@ export class LocalPredictor implements Predictor {
       const { model, batcher } = served;
       const { classNames, positiveClasses } = model.info;
       if (request.explain && !model.explain) {
-        throw new AppError('VALIDATION_FAILED', `the ${this.#options.engine.name} engine cannot explain predictions; retry without explain`);
+        throw new AppError('VALIDATION_FAILED', `the ${engineOf(model, this.#options.engine)} engine cannot explain predictions; retry without explain`);
       }
       admitted = this.#admit(served, request.images.length);
       const decoded = await this.#decodeAll(request, model);
@@ -219,7 +231,7 @@ export class LocalPredictor implements Predictor {
         if (request.explain) prediction.heatmap = await this.#explainLimiter.run(() => this.#heatmap(model, image, described.classIndex));
         predictions.push(prediction);
       }
-      return { model: describeModel(resolved), predictions, notice: PREDICTION_NOTICE };
+      return { model: { ...describeModel(resolved), engine: engineOf(model, this.#options.engine) }, predictions, notice: PREDICTION_NOTICE };
     } finally {
       served.admitted -= admitted;
       lease.release();
@@ -303,6 +315,6 @@ export class LocalPredictor implements Predictor {
   }
 }
 
-function describeModel(resolved: ResolvedModel): PredictResponse['model'] {
+function describeModel(resolved: ResolvedModel): Omit<PredictResponse['model'], 'engine'> {
   return { id: resolved.id, architecture: resolved.architecture, version: resolved.version };
 }

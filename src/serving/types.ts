@@ -62,7 +62,8 @@ export interface Prediction {
 
 /** The response body of `POST /v1/predict`. */
 export interface PredictResponse {
-  model: { id: string; architecture: string; version: string };
+  /** The model that answered, and the engine that ran it (`onnx` or `tfjs`). */
+  model: { id: string; architecture: string; version: string; engine: string };
   predictions: Prediction[];
   notice: typeof PREDICTION_NOTICE;
 }

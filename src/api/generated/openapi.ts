@@ -28,7 +28,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Readiness; 200 when Redis answers, the backend is loaded and the serving model is warm. */
+        /** Readiness; 200 when Redis answers, the backend is loaded and the serving model is warm. `checks.model.engine` names the engine that runs the serving model. */
         get: operations["getReadiness"];
         put?: never;
         post?: never;
@@ -390,13 +390,22 @@ export interface components {
             checks: {
                 redis: components["schemas"]["ReadinessCheck"];
                 backend: components["schemas"]["ReadinessCheck"];
-                model: components["schemas"]["ReadinessCheck"];
+                model: components["schemas"]["ModelReadinessCheck"];
             };
         };
         ReadinessCheck: {
             ok: boolean;
             detail?: string;
         };
+        ModelReadinessCheck: {
+            ok: boolean;
+            detail?: string;
+            engine?: components["schemas"]["InferenceEngineName"];
+            /** @description Why tfjs runs the serving model under `INFERENCE_ENGINE=auto` (e.g. the model has no `model.onnx`, or onnxruntime-node did not load). */
+            engineReason?: string;
+        };
+        /** @description The engine that runs the model: `onnx` (ONNX Runtime on `model.onnx`) or `tfjs` (TensorFlow.js), chosen per model by `INFERENCE_ENGINE`. */
+        InferenceEngineName: string;
         ClassCount: {
             name: string;
             /** @description Images of the class (in a summary: files with an image extension; in the full view: checked images). */
@@ -871,10 +880,12 @@ export interface components {
             };
         };
         PredictResponse: {
+            /** @description The model that answered. `engine` is absent only in asynchronous results recorded before engines were reported. */
             model: {
                 id: string;
                 architecture: string;
                 version: string;
+                engine?: components["schemas"]["InferenceEngineName"];
             };
             predictions: components["schemas"]["Prediction"][];
             /** @constant */

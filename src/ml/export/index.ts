@@ -12,3 +12,16 @@ export {
   type OnnxExportInfo,
 } from './onnx-export.ts';
 export { ONNX_IR_VERSION, ONNX_OPSET } from './onnx-graph.ts';
+export { exportModelDir, exportModelDirToOnnx, type ExportedModelDir } from './export-model-dir.ts';
+export {
+  DEFAULT_TRITON_MAX_BATCH_SIZE,
+  DEFAULT_TRITON_MAX_QUEUE_DELAY_US,
+  TRITON_CONFIG_FILE,
+  TRITON_LABELS_FILE,
+  TRITON_MODEL_VERSION,
+  sanitiseTritonModelName,
+  tritonModelConfig,
+  writeTritonRepository,
+  type TritonRepositoryInfo,
+  type TritonRepositoryOptions,
+} from './triton.ts';

@@ -1,6 +1,6 @@
 /**
  * Readiness (`GET /readyz`): the process is ready when Redis answers, the tfjs backend is loaded and
- * the serving model is warm. Each check is a small function given by the entry point, so the same
+ * the serving model is warm; the model check also names the engine that runs it (`onnx`, `tfjs`). Each check is a small function given by the entry point, so the same
  * service works with an in-process predictor (`start`) or a queue-backed one (`api`).
  * @module
  */
@@ -12,23 +12,31 @@ export interface CheckResult {
   detail?: string;
 }
 
-export type ReadinessCheck = () => Promise<CheckResult>;
+/** The serving model's check, with the engine that runs (or will run) it. */
+export interface ModelCheckResult extends CheckResult {
+  /** `onnx` or `tfjs` (`INFERENCE_ENGINE` applied to the serving model). */
+  engine?: string;
+  /** Why tfjs runs it under `INFERENCE_ENGINE=auto`, e.g. the model has no `model.onnx`. */
+  engineReason?: string;
+}
+
+export type ReadinessCheck<R extends CheckResult = CheckResult> = () => Promise<R>;
 
 export interface Readiness {
   ready: boolean;
-  checks: { redis: CheckResult; backend: CheckResult; model: CheckResult };
+  checks: { redis: CheckResult; backend: CheckResult; model: ModelCheckResult };
 }
 
 export interface ReadinessChecks {
   redis: ReadinessCheck;
   backend: ReadinessCheck;
-  model: ReadinessCheck;
+  model: ReadinessCheck<ModelCheckResult>;
 }
 
 /** Longest a single check may take before it counts as failed: `/readyz` must answer quickly. */
 export const CHECK_TIMEOUT_MS = 1_000;
 
-async function runCheck(check: ReadinessCheck, timeoutMs: number): Promise<CheckResult> {
+async function runCheck<R extends CheckResult>(check: ReadinessCheck<R>, timeoutMs: number): Promise<R | CheckResult> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<CheckResult>((resolve) => {
     timer = setTimeout(() => resolve({ ok: false, detail: `no answer within ${timeoutMs} ms` }), timeoutMs);

@@ -26,7 +26,7 @@ interface PredictionBody {
   status: 'queued' | 'running' | 'completed' | 'failed';
   model: { id: string; architecture: string; version: string };
   images: number;
-  result?: { model: { id: string }; predictions: { id: string; label: string; probabilities: Record<string, number> }[]; notice: string };
+  result?: { model: { id: string; engine?: string }; predictions: { id: string; label: string; probabilities: Record<string, number> }[]; notice: string };
   error?: { code: string; detail: string };
 }
 
@@ -87,6 +87,7 @@ describe('asynchronous predictions', () => {
     assert.equal(now.statusCode, 200, now.body);
     const sync = JSON.parse(now.body) as NonNullable<PredictionBody['result']>;
     assert.deepEqual(done.result?.model, sync.model);
+    assert.equal(done.result?.model.engine, 'onnx', 'the result names the engine that answered');
     assert.equal(done.result?.predictions[0]?.id, 'images[0]');
     assert.equal(done.result?.predictions[0]?.label, sync.predictions[0]?.label);
     for (const [label, p] of Object.entries(sync.predictions[0]?.probabilities ?? {})) {

@@ -9,6 +9,8 @@ import assert from 'node:assert/strict';
 import { readFile, readdir } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import { loadSpec } from '../../../src/api/openapi/spec.ts';
+import { parseApiKeys } from '../../../src/infra/api-keys.ts';
+import { createApiRuntime } from '../../../src/runtime/service-context.ts';
 import { compareJobId, trainJobId } from '../../../src/infra/queues.ts';
 import { assertMatchesSpec, specOperationIds } from '../../helpers/openapi-validator.ts';
 import { assertResponseMatchesSpec, startApiFixture, waitFor, type ApiFixture, type SeededExperiment } from './api-fixture.ts';
@@ -43,7 +45,7 @@ describe('operations and experiments over HTTP', () => {
     assert.equal(response.json().status, 'ok');
   });
 
-  it('answers /readyz 200 once the production model is warm, naming the model and the backend', async () => {
+  it('answers /readyz 200 once the production model is warm, naming the model, the backend and the engine', async () => {
     const ready = await waitFor(
       'readiness',
       async () => {
@@ -60,6 +62,9 @@ describe('operations and experiments over HTTP', () => {
     assert.equal(body.checks.redis.ok, true);
     assert.equal(body.checks.backend.detail, fx.runtime.backend?.name);
     assert.match(body.checks.model.detail, new RegExp(`^${seeded.modelId} \\(cnn, version `));
+    // The trained model has model.onnx and onnxruntime-node loads here: auto picks ONNX Runtime.
+    assert.equal(body.checks.model.engine, 'onnx');
+    assert.equal(body.checks.model.engineReason, undefined);
   });
 
   it('serves /metrics without a key, with request latency by route template', async () => {
@@ -244,5 +249,21 @@ describe('operations and experiments over HTTP', () => {
     const unchecked = specOperationIds().filter((id) => !new RegExp(`assert(?:Response)?MatchesSpec\\(\\s*'${id}'`).test(sources));
     assert.deepEqual(unchecked, [], 'operations no test here checks against openapi.yaml');
     assert.equal(specOperationIds().length, 20);
+  });
+  // Last: a second runtime on the same services replaces the context's queue counter for /metrics.
+  it('names the engine in /readyz in queue mode too: the one the inference workers choose with the same settings', async () => {
+    const queueMode = await createApiRuntime(fx.context, { keys: parseApiKeys(fx.config.API_KEYS ?? ''), mode: 'queue' });
+    try {
+      const response = await queueMode.app.inject({ method: 'GET', url: '/readyz' });
+      assertResponseMatchesSpec('getReadiness', response);
+      const body = response.json();
+      // No inference worker runs here, so not ready; the model check still names the engine.
+      assert.equal(response.statusCode, 503);
+      assert.equal(body.checks.backend.ok, false);
+      assert.equal(body.checks.model.ok, true);
+      assert.equal(body.checks.model.engine, 'onnx');
+    } finally {
+      await queueMode.close();
+    }
   });
 });

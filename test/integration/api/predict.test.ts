@@ -76,8 +76,9 @@ describe('POST /v1/predict over HTTP', { skip: SKIP_WITHOUT_XRAYS }, () => {
     assert.ok(prediction.fractureProbability !== null && Math.abs(prediction.fractureProbability - fracture) < 1e-5);
   };
 
-  const checkModel = (body: { model: { id: string; architecture: string; version: string }; notice: string }) => {
-    assert.deepEqual(body.model, { id: seeded.modelId, architecture: 'cnn', version });
+  const checkModel = (body: { model: { id: string; architecture: string; version: string; engine?: string }; notice: string }) => {
+    // Training writes model.onnx, so under the default INFERENCE_ENGINE=auto ONNX Runtime answers.
+    assert.deepEqual(body.model, { id: seeded.modelId, architecture: 'cnn', version, engine: 'onnx' });
     assert.equal(body.notice, 'For research use only. Not for use in diagnostic procedures.');
     assert.equal(body.notice, PREDICTION_NOTICE);
   };

@@ -18,6 +18,8 @@ import { AppError } from '../../../src/infra/errors.ts';
 import { DEFAULT_JOB_OPTIONS, QUEUE_NAMES } from '../../../src/infra/queues.ts';
 import { LocalPredictor, type PredictResponse, type ResolvedModel } from '../../../src/serving/predictor.ts';
 import { QueuePredictor } from '../../../src/serving/queue-predictor.ts';
+import { EngineSelector } from '../../../src/serving/engine-selector.ts';
+import type { InferenceEngine } from '../../../src/serving/inference-engine.ts';
 import { TfjsEngine } from '../../../src/serving/tfjs-engine.ts';
 import { createInferenceProcessor } from '../../../src/workers/inference.processor.ts';
 import { useTestBackend } from '../../helpers/backend.ts';
@@ -50,10 +52,10 @@ describe('QueuePredictor through the inference queue', () => {
       ...overrides,
     });
 
-  const localPredictor = (onBatch?: (size: number) => void) =>
+  const localPredictor = (engine: InferenceEngine, onBatch?: (size: number) => void) =>
     new LocalPredictor({
       resolveModel: registryOf(models),
-      engine: new TfjsEngine(),
+      engine,
       maxBatchSize: 16,
       maxDelayMs: 30,
       maxQueue: 256,
@@ -68,11 +70,12 @@ describe('QueuePredictor through the inference queue', () => {
     await useTestBackend();
     root = await mkdtemp(path.join(os.tmpdir(), 'queue-predictor-test-'));
     store = new ArtifactStore(path.join(root, 'data'));
-    models = [await saveTinyModel(store.modelsDir, { id: 'cnn-q', seed: 7 })];
+    models = [await saveTinyModel(store.modelsDir, { id: 'cnn-q', seed: 7, onnx: true })];
     xrays = SKIP_WITHOUT_XRAYS ? Object.values(await legitimateImages()) : await readXrays(32);
     redis = new Redis({ ...REDIS, maxRetriesPerRequest: 1 });
-    local = localPredictor((size) => workerBatches.push(size));
-    direct = localPredictor();
+    // The worker serves as production does (auto: ONNX Runtime on model.onnx); the reference is tfjs.
+    local = localPredictor(new EngineSelector({ mode: 'auto' }), (size) => workerBatches.push(size));
+    direct = localPredictor(new TfjsEngine());
     worker = new Worker(QUEUE_NAMES.inference, createInferenceProcessor(local, { uploadsDir: store.uploadsDir }), {
       connection: { ...REDIS, maxRetriesPerRequest: null },
       prefix,
@@ -103,8 +106,11 @@ describe('QueuePredictor through the inference queue', () => {
     explain,
   });
 
+  /** `actual` came through the queue from the ONNX engine, `expected` from tfjs in-process. */
   function assertSameAnswer(actual: PredictResponse, expected: PredictResponse): void {
-    assert.deepEqual(actual.model, expected.model);
+    assert.equal(actual.model.engine, 'onnx', 'the worker\'s engine travels back with the answer');
+    assert.equal(expected.model.engine, 'tfjs');
+    assert.deepEqual({ ...actual.model, engine: 'tfjs' }, expected.model);
     assert.equal(actual.notice, expected.notice);
     assert.deepEqual(actual.predictions.map((p) => [p.id, p.label, p.fractureProbability === null]), expected.predictions.map((p) => [p.id, p.label, p.fractureProbability === null]));
     actual.predictions.forEach((prediction, i) => {

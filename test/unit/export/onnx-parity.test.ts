@@ -150,7 +150,7 @@ function giveBatchNormStatistics(model: tf.LayersModel): void {
   for (const layer of model.layers) {
     for (const weight of layer.weights) {
       const name = weight.originalName.split('/').at(-1)!;
-      const shape = weight.shape;
+      const shape = weight.read().shape;
       if (name === 'moving_variance' || name === 'gamma') weight.write(tf.randomUniform(shape, 0.5, 1.5, 'float32', seed++));
       else if (name === 'moving_mean' || name === 'beta') weight.write(tf.randomUniform(shape, -0.2, 0.2, 'float32', seed++));
     }

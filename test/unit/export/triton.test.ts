@@ -174,7 +174,7 @@ describe('writeTritonRepository', () => {
     root = await mkdtemp(path.join(os.tmpdir(), 'triton-test-'));
     model = buildModel({ architecture: 'cnn', inputShape: [32, 32, 1], numClasses: 2, includeTop: false, seed: 7 });
     onnx = exportToOnnx(model, { architecture: 'cnn', classNames: TWO_CLASSES.classNames, positiveClasses: ['fractured'], preprocessing: TWO_CLASSES.preprocessing ?? {} });
-    savedDir = path.join(root, 'models', 'cnn run 1');
+    savedDir = path.join(root, 'models', 'cnn-run-1');
     await saveModel(model, savedDir, {
       architecture: 'cnn',
       classNames: TWO_CLASSES.classNames,
@@ -254,6 +254,9 @@ describe('writeTritonRepository', () => {
     });
     assert.deepEqual(await readdir(repo), [], 'nothing at REPO/broken, no staging folder');
     assert.equal(tf.memory().numTensors, tensors, 'the model is disposed after a failed export');
+    const fresh = path.join(root, 'repo-never-made');
+    await assert.rejects(writeTritonRepository({ modelDir: unsupportedDir, repoDir: fresh, name: 'broken' }), (error: unknown) => isMlError(error, 'EXPORT_UNSUPPORTED'));
+    await assert.rejects(readdir(fresh), { code: 'ENOENT' }, 'a repository folder made for the failed export is removed');
 
     const good = await writeTritonRepository({ onnx, metadata: TWO_CLASSES, repoDir: repo, name: 'kept' });
     const before = await readFile(good.configFile, 'utf8');
@@ -261,6 +264,14 @@ describe('writeTritonRepository', () => {
     assert.deepEqual(await readdir(repo), ['kept']);
     assert.equal(await readFile(good.configFile, 'utf8'), before);
     assert.deepEqual(new Uint8Array(await readFile(good.onnxFile)), onnx);
+  });
+
+  it('refuses a REPO/<name> that would replace or sit in the model directory', async () => {
+    const models = path.dirname(savedDir);
+    for (const [repoDir, name] of [[models, path.basename(savedDir)], [root, 'models'], [savedDir, 'inside']] as const) {
+      await assertInvalid(writeTritonRepository({ modelDir: savedDir, repoDir, name }), /would replace or sit inside the model directory/);
+    }
+    assert.ok((await readdir(savedDir)).includes('metadata.json'), 'the model directory is untouched');
   });
 
   it('refuses bad names and ONNX bytes that do not match the metadata, writing nothing', async () => {

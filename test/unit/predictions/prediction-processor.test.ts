@@ -59,7 +59,7 @@ describe('the prediction processor', () => {
   }
 
   const answer = (request: PredictRequest): PredictResponse => ({
-    model: { id: 'm1', architecture: 'cnn', version: 'v1' },
+    model: { id: 'm1', architecture: 'cnn', version: 'v1', engine: 'tfjs' },
     predictions: request.images.map((image) => ({ id: image.id, label: 'a', probabilities: { a: 1 }, fractureProbability: null })),
     notice: 'For research use only. Not for use in diagnostic procedures.',
   });

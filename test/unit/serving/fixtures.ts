@@ -33,6 +33,8 @@ export interface TinyModelSpec {
   channels?: 1 | 3;
   classNames?: readonly string[];
   positiveClasses?: readonly string[];
+  /** Also write `model.onnx` (as training does), so the ONNX engine can serve it. */
+  onnx?: boolean;
 }
 
 /**
@@ -59,7 +61,7 @@ export async function saveTinyModel(root: string, spec: TinyModelSpec): Promise<
       positiveClasses: spec.positiveClasses ?? POSITIVE_CLASSES,
       inputShape: [SIZE, SIZE, channels],
       preprocessing: preprocessingRecord(imageOptions),
-    });
+    }, { onnx: spec.onnx ?? false });
   } finally {
     model.dispose();
   }

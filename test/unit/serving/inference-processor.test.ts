@@ -33,7 +33,7 @@ const job = (data: unknown, name = 'predict') => ({ name, data }) as unknown as 
 
 function echoResponse(request: PredictRequest): PredictResponse {
   return {
-    model: { id: request.model ?? 'production', architecture: 'cnn', version: '1' },
+    model: { id: request.model ?? 'production', architecture: 'cnn', version: '1', engine: 'tfjs' },
     predictions: request.images.map((image) => ({
       id: image.id,
       label: Buffer.from(image.data).toString('utf8'),

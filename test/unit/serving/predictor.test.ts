@@ -77,7 +77,7 @@ describe('LocalPredictor', () => {
     const { predictor } = predictorWith();
     try {
       const body = await predictor.predict({ images: [{ id: 'left-wrist', data: xrays[0]! }, { id: 'images[1]', data: xrays[1]! }], explain: false });
-      assert.deepEqual(body.model, { id: 'cnn-a', architecture: 'cnn', version: 'cnn-a@1' }, 'default model is production');
+      assert.deepEqual(body.model, { id: 'cnn-a', architecture: 'cnn', version: 'cnn-a@1', engine: 'tfjs' }, 'default model is production; TfjsEngine answers');
       assert.equal(body.notice, PREDICTION_NOTICE);
       assert.equal(body.notice, 'For research use only. Not for use in diagnostic procedures.');
       assert.deepEqual(body.predictions.map((p) => p.id), ['left-wrist', 'images[1]']);
