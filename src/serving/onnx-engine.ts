@@ -6,13 +6,13 @@
  * same directory with {@link TfjsEngine} the first time it is asked for, and delegates to it.
  * @module
  */
-import { access, readFile, stat } from 'node:fs/promises';
+import { access, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { imageOptionsFromRecord } from '../ml/data/index.ts';
 import { MlError } from '../ml/errors.ts';
 import { ONNX_INPUT_NAME, ONNX_MODEL_FILE, ONNX_OUTPUT_NAME } from '../ml/export/index.ts';
-import { METADATA_FILE, findOldCopy, parseMetadata, verifyModelFiles, type ModelMetadata } from '../ml/persist/index.ts';
+import { METADATA_FILE, parseMetadata, resolveModelDir, verifyModelFiles, type ModelMetadata } from '../ml/persist/index.ts';
 import type { ClassActivationMap, EngineModel, EngineModelInfo, InferenceEngine } from './inference-engine.ts';
 import { loadOnnxRuntime, type OnnxRuntime, type OnnxRuntimeLoader } from './onnx-runtime.ts';
 import { TfjsEngine } from './tfjs-engine.ts';
@@ -187,22 +187,6 @@ class OnnxModel implements EngineModel {
       return model;
     });
   }
-}
-
-/** `dir` if it is a directory, else an old copy left by a crashed save (as `loadModel` does). */
-async function resolveModelDir(dir: string): Promise<string> {
-  const target = path.resolve(dir);
-  const info = await stat(target).catch((error: unknown) => {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return null;
-    throw error;
-  });
-  if (info?.isDirectory()) return target;
-  if (info === null) {
-    const old = await findOldCopy(target);
-    if (old !== null) return old;
-  }
-  throw new MlError('MODEL_NOT_FOUND', `No saved model at ${target}.`);
 }
 
 async function exists(file: string): Promise<boolean> {

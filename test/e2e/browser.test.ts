@@ -50,7 +50,7 @@ const DESKTOP = { width: 1280, height: 900 };
 const PHONE = { width: 375, height: 740 };
 
 interface PredictAnswer {
-  model: { id: string; architecture: string; version: string };
+  model: { id: string; architecture: string; version: string; engine?: string };
   predictions: { label: string; probabilities: Record<string, number>; fractureProbability: number | null; heatmap?: string }[];
 }
 interface ModelList {
@@ -230,7 +230,8 @@ describe('the web page in Chromium', { skip: SKIP_WITHOUT_CHROMIUM }, () => {
 
     assert.equal(await page.locator('#result-model .model-id').textContent(), expected.model.id);
     assert.equal(expected.model.id, fx.experiment.modelId);
-    assert.equal(await page.locator('#result-model').textContent(), `${expected.model.id} (${expected.model.architecture}, version ${expected.model.version})`);
+    assert.equal(expected.model.engine, 'onnx', 'a trained model is served by ONNX Runtime');
+    assert.equal(await page.locator('#result-model').textContent(), `${expected.model.id} (${expected.model.architecture}, version ${expected.model.version}, ONNX Runtime)`);
 
     // The overlay first, then the original, then the overlay again.
     const image = page.locator('#result-image');

@@ -3,7 +3,7 @@
  * @module
  */
 export { saveModel, sha256, type SaveModelOptions, type SavedModelInfo } from './save-model.ts';
-export { loadModel, type LoadModelOptions, type LoadedModel } from './load-model.ts';
+export { loadModel, resolveModelDir, type LoadModelOptions, type LoadedModel } from './load-model.ts';
 export { isPlainFileName, parseModelJson, verifyModelFiles, weightFileNames, type VerifyModelFilesOptions } from './model-files.ts';
 export { PROJECT_BN_CLASS, STANDARD_BN_CLASS, toPortableTopology, toProjectTopology } from './portable-topology.ts';
 export {

@@ -100,8 +100,12 @@ export async function loadModel(dir: string, options: LoadModelOptions = {}): Pr
   return { model, metadata, dir: source };
 }
 
-/** `dir` if it exists, else an old copy left by a crashed save. */
-async function resolveModelDir(dir: string): Promise<string> {
+/**
+ * The directory a model saved at `dir` lives in: `dir` itself, or the intact previous copy a crashed
+ * save left beside it (see `writeDirAtomically`). Every engine loads through this.
+ * @throws MlError `MODEL_NOT_FOUND` when there is neither.
+ */
+export async function resolveModelDir(dir: string): Promise<string> {
   const target = path.resolve(dir);
   const info = await stat(target).catch((error: unknown) => {
     if (isErrnoCode(error, 'ENOENT') || isErrnoCode(error, 'ENOTDIR')) return null;

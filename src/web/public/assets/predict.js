@@ -63,9 +63,11 @@ export function createPredictSection({ api, onChangeKey }) {
         ),
       );
     }
-    const { id, architecture, version } = answer.model;
+    const { id, architecture, version, engine } = answer.model;
     const modelLine = byId('result-model');
-    modelLine.replaceChildren(h('code', { class: 'model-id', text: id }), ` (${architecture}, version `, h('code', { text: version }), ')');
+    // The engine that computed the answer (ONNX Runtime or tfjs), when the service says.
+    const ranOn = engine ? `, ${engine === 'onnx' ? 'ONNX Runtime' : engine}` : '';
+    modelLine.replaceChildren(h('code', { class: 'model-id', text: id }), ` (${architecture}, version `, h('code', { text: version }), `${ranOn})`);
     heatmapUrl = prediction.heatmap ?? null;
     toggle.hidden = heatmapUrl === null;
     overlayRadio.checked = heatmapUrl !== null;
