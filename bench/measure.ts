@@ -12,6 +12,11 @@
  *   micro-batches as the service does. The process then stops at once with `status: "reduced"` and
  *   the micro-batch size that worked, and bench/run.ts measures again from `--micro-batch N`, so that
  *   neither the speed nor the peak RSS is that of a process that first filled its heap.
+ * - ONNX Runtime inference (`--backend onnx`): the model is built on the tfjs `cpu` backend (its
+ *   weights live in JS memory, freed after the export), exported in-process with `exportToOnnx`
+ *   (src/ml/export), and run by an `ort.InferenceSession` of onnxruntime-node (intra-op threads =
+ *   cores or `--threads`, inter-op 1, graph optimisation `all`, sequential execution); a step is
+ *   `session.run` on the same batch, with the `[batch, classes]` probabilities read back.
  * Inputs are a fixed random batch (pixel values in [0, 1)) and random one-hot labels: the speed of
  * these kernels does not depend on the values.
  *
@@ -22,15 +27,18 @@
  *
  * Run by bench/run.ts; by hand:
  *   node --no-liftoff --import tsx bench/measure.ts --arch resnet50 --size 128 --backend wasm --mode infer
+ *   node --no-liftoff --expose-gc --import tsx bench/measure.ts --arch resnet50 --size 224 --backend onnx --mode infer
  * @module
  */
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
+import * as ort from 'onnxruntime-node';
 import { describeBackend, initBackend } from '../src/ml/backend/select-backend.ts';
 import { isOutOfMemoryError, requiresBackendReset, wasmMemoryBytes } from '../src/ml/backend/wasm-memory.ts';
 import { WASM_TRAINING_KERNEL_NAMES, wasmTrainingKernelsRegistered } from '../src/ml/backend/wasm-training-kernels.ts';
-import { buildModel, parseArchitecture } from '../src/ml/models/index.ts';
+import { exportToOnnx, ONNX_INPUT_NAME, ONNX_OUTPUT_NAME } from '../src/ml/export/index.ts';
+import { buildModel, parseArchitecture, type Architecture } from '../src/ml/models/index.ts';
 import { trainStep, type MicroBatchState, type StepContext } from '../src/ml/train/step.ts';
 
 const { values } = parseArgs({
@@ -46,6 +54,7 @@ const { values } = parseArgs({
     'min-steps': { type: 'string', default: '2' },
     'micro-batch': { type: 'string' },
     budget: { type: 'string' },
+    threads: { type: 'string' },
   },
 });
 
@@ -70,6 +79,10 @@ function nonNegativeNumber(name: string, value: string | undefined): number {
 function peakRssMb(): number {
   // maxRSS is in kilobytes (getrusage's ru_maxrss on Linux).
   return process.resourceUsage().maxRSS / 1024;
+}
+
+function rssMb(): number {
+  return process.memoryUsage().rss / 2 ** 20;
 }
 
 /** Thrown out of the timing loop when training had to split the batch: the caller measures again. */
@@ -132,6 +145,100 @@ async function time(step: () => Promise<void>, plan: TimingPlan) {
   return { warmupSeconds, stepSeconds, timedSeconds, timedWindowMs, leakedTensorsPerStep, budgetLimited };
 }
 
+/**
+ * ONNX Runtime inference: build on tfjs, export, free the tfjs model, time `session.run`.
+ * `peakRssMb` is the process's peak, which includes the export (tfjs weights, the ONNX bytes and the
+ * session's copy at once); `rssAtEndMb`, after the timed steps with the tfjs model freed, is closer to
+ * what serving the model costs.
+ */
+async function measureOnnx(arch: Architecture, size: number, batch: number, numClasses: number, plan: TimingPlan): Promise<Record<string, unknown>> {
+  const threads = values.threads === undefined ? os.availableParallelism() : Math.max(1, nonNegativeInt('threads', values.threads));
+  const tInit = performance.now();
+  // Weights in JS memory rather than in the wasm heap, which never shrinks: after the export they go.
+  const backendInfo = await initBackend('cpu');
+  const initSeconds = elapsed(tInit);
+
+  const tBuild = performance.now();
+  const model = buildModel({ architecture: arch, inputShape: [size, size, 3], numClasses, seed: 1 });
+  const params = model.countParams();
+  const buildSeconds = elapsed(tBuild);
+  log(`${arch} ${size}px built in ${buildSeconds.toFixed(2)} s (${params} params)`);
+
+  const tExport = performance.now();
+  const classNames = Array.from({ length: numClasses }, (_, i) => `class${i}`);
+  // Held in an object so the bytes can be dropped once the session has its own copy of the weights.
+  const exported: { bytes?: Uint8Array } = {
+    bytes: exportToOnnx(model, { architecture: arch, classNames, positiveClasses: [], preprocessing: { bench: true } }),
+  };
+  const exportSeconds = elapsed(tExport);
+  const onnxMb = (exported.bytes?.byteLength ?? 0) / 2 ** 20;
+  log(`exported to ONNX in ${exportSeconds.toFixed(2)} s (${onnxMb.toFixed(1)} MiB)`);
+  // The same fixed random batch as the tfjs measurement (same seed).
+  const input = tf.tidy(() => tf.randomUniform([batch, size, size, 3], 0, 1, 'float32', 1).dataSync() as Float32Array);
+  model.dispose();
+  (globalThis as { gc?: () => void }).gc?.();
+
+  const tSession = performance.now();
+  const options: ort.InferenceSession.SessionOptions = {
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    graphOptimizationLevel: 'all',
+    executionMode: 'sequential',
+  };
+  const session = await ort.InferenceSession.create(exported.bytes as Uint8Array, options);
+  delete exported.bytes;
+  (globalThis as { gc?: () => void }).gc?.();
+  const sessionSeconds = elapsed(tSession);
+  log(`onnxruntime-node session created in ${sessionSeconds.toFixed(2)} s (${threads} intra-op threads)`);
+
+  const tensor = new ort.Tensor('float32', input, [batch, size, size, 3]);
+  const step = async (): Promise<void> => {
+    const out = await session.run({ [ONNX_INPUT_NAME]: tensor });
+    const probabilities = out[ONNX_OUTPUT_NAME];
+    if (probabilities?.data.length !== batch * numClasses) {
+      throw new Error(`onnxruntime returned ${probabilities?.data.length} values, expected ${batch * numClasses}`);
+    }
+  };
+  try {
+    const timing = await time(step, plan);
+    const steps = timing.stepSeconds.length;
+    const sorted = [...timing.stepSeconds].sort((a, b) => a - b);
+    return {
+      status: 'ok',
+      arch,
+      size,
+      batch,
+      numClasses,
+      mode: 'infer',
+      backend: 'onnx',
+      backendDescription: `onnxruntime-node ${ort.env.versions.common} (CPU, ${threads} intra-op threads, graph optimisation all)`,
+      onnxRuntime: { version: ort.env.versions.common, ...options },
+      tfjsBuildBackend: backendInfo.name,
+      params,
+      onnxMb,
+      imagesPerSecond: (steps * batch) / timing.timedSeconds,
+      microBatchSize: batch,
+      steps,
+      timedSeconds: timing.timedSeconds,
+      timedWindowMs: timing.timedWindowMs,
+      medianStepSeconds: sorted[Math.floor((sorted.length - 1) / 2)],
+      stepSeconds: timing.stepSeconds,
+      warmupSeconds: timing.warmupSeconds,
+      budgetLimited: timing.budgetLimited,
+      initSeconds,
+      buildSeconds,
+      exportSeconds,
+      sessionSeconds,
+      peakRssMb: peakRssMb(),
+      rssAtEndMb: rssMb(),
+      loadAverage: os.loadavg(),
+      totalSeconds: elapsed(started),
+    };
+  } finally {
+    await session.release();
+  }
+}
+
 async function main(): Promise<Record<string, unknown>> {
   const arch = parseArchitecture(values.arch ?? '');
   const size = nonNegativeInt('size', values.size);
@@ -146,6 +253,10 @@ async function main(): Promise<Record<string, unknown>> {
     budget: values.budget === undefined ? Infinity : nonNegativeNumber('budget', values.budget),
   };
   const initialMicroBatch = values['micro-batch'] === undefined ? undefined : nonNegativeInt('micro-batch', values['micro-batch']);
+  if (values.backend === 'onnx') {
+    if (mode !== 'infer') throw new Error('--backend onnx measures inference only (training stays on tfjs).');
+    return measureOnnx(arch, size, batch, numClasses, plan);
+  }
 
   const tInit = performance.now();
   // The service's own backend selection: wasm gets the project's training kernels and OOM guard.

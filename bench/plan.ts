@@ -8,6 +8,8 @@
  * - backend `wasm`: inference and training everywhere;
  * - backend `cpu` (pure JS, ~100x slower): only where it finishes in reasonable time — inference
  *   of `cnn` at every size and of `resnet50` at 64 px, no training (`--cpu-all` lifts the limit);
+ * - engine `onnx`: ONNX Runtime inference (onnxruntime-node, the architecture exported in-process by
+ *   `exportToOnnx`) at every point, right after the tfjs measurements of that point;
  * - the PyTorch CPU reference (bench/pytorch-reference.py) once per architecture and size.
  * @module
  */
@@ -16,6 +18,16 @@ import { ARCHITECTURES, MIN_INPUT_SIZE, parseArchitecture, type Architecture } f
 
 export const BENCH_BACKENDS = ['wasm', 'cpu'] as const;
 export type BenchBackend = (typeof BENCH_BACKENDS)[number];
+
+/**
+ * What runs the network: `tfjs` (on the `--backend` list) or `onnx` (ONNX Runtime, inference only:
+ * training stays on tfjs).
+ */
+export const BENCH_ENGINES = ['tfjs', 'onnx'] as const;
+export type BenchEngine = (typeof BENCH_ENGINES)[number];
+
+/** The backend of one measurement: a tfjs backend, or `onnx` for ONNX Runtime. */
+export type MeasurementBackend = BenchBackend | 'onnx';
 
 export const BENCH_MODES = ['infer', 'train'] as const;
 export type BenchMode = (typeof BENCH_MODES)[number];
@@ -33,7 +45,7 @@ export const DEFAULT_SIZES: Readonly<Record<Architecture, readonly number[]>> = 
 export interface MeasurementPoint {
   arch: Architecture;
   size: number;
-  backend: BenchBackend;
+  backend: MeasurementBackend;
   mode: BenchMode;
 }
 
@@ -49,6 +61,10 @@ export interface BenchConfig {
   archs: Architecture[];
   /** Explicit sizes from `--size`, or undefined for {@link DEFAULT_SIZES}. */
   sizes: number[] | undefined;
+  /** Explicit (arch, size) pairs from `--points`; when given, `archs` and `sizes` are not used. */
+  points: { arch: Architecture; size: number }[] | undefined;
+  /** Engines measured: `tfjs` runs {@link backends}; `onnx` runs ONNX Runtime inference. */
+  engines: BenchEngine[];
   backends: BenchBackend[];
   modes: BenchMode[];
   /** Minimum timed seconds per measurement (ours and PyTorch's). */
@@ -70,6 +86,17 @@ export interface BenchConfig {
    * the machine's throughput when the service runs one worker process per core (DESIGN.md §5).
    */
   processes: number;
+  /**
+   * Times each (arch, size) group of measurements is run, interleaved (default 1); the report keeps
+   * each measurement's fastest run, as interference from other processes only ever slows one down.
+   */
+  repeat: number;
+  /**
+   * Models for the `/v1/predict` engine comparison (bench/predict-engines.ts) after the matrix, or
+   * undefined to skip it. Default: cnn 128 and resnet50 128 px for the full default matrix, none when
+   * the run is narrowed (`--arch`, `--size`, `--points`, `--quick`) unless `--predict` asks.
+   */
+  predictCases: { arch: Architecture; size: number }[] | undefined;
   /** Output JSON path, or undefined for bench/results/bench-<date>.json. */
   out: string | undefined;
   dryRun: boolean;
@@ -81,7 +108,11 @@ export const USAGE = `Usage: npm run bench -- [options]
   --arch LIST       architectures, comma-separated (default: ${ARCHITECTURES.join(',')})
   --size LIST       image sizes in px, comma-separated (default per architecture: cnn/vgg16/resnet50
                     64,128,224; inceptionv3 75,128,224,299); sizes below an architecture's minimum are skipped
-  --backend LIST    wasm,cpu (default both; cpu only at the points listed in bench/README.md)
+  --engines LIST    tfjs,onnx (default both): tfjs runs the --backend list, onnx runs ONNX Runtime
+                    inference (onnxruntime-node, the model exported in-process; no training)
+  --points LIST     explicit arch:size pairs instead of --arch/--size, e.g.
+                    resnet50:224,inceptionv3:299,vgg16:224 (the ONNX target's reference points)
+  --backend LIST    tfjs backends wasm,cpu (default both; cpu only at the points listed in bench/README.md)
   --mode LIST       infer,train (default both)
   --seconds S       minimum timed seconds per measurement, ours and PyTorch's (default 8)
   --batch N         batch size (default 16)
@@ -90,6 +121,12 @@ export const USAGE = `Usage: npm run bench -- [options]
   --cpu-all         run the cpu backend at every point (very slow)
   --processes N     run N identical measurement processes at once per point and report their summed
                     images/s (machine throughput with one worker per core; default 1)
+  --repeat N        run each (arch, size) group of measurements N times, interleaved, and keep each
+                    measurement's fastest run (for a machine shared with other work; default 1)
+  --predict LIST    after the matrix, /v1/predict throughput at 32 concurrent requests per engine
+                    (bench/predict-engines.ts, needs Redis) for these arch:size models
+                    (default cnn:128,resnet50:128 in the full default run, off when the run is narrowed)
+  --no-predict      skip the /v1/predict comparison
   --out FILE        JSON output path (default bench/results/bench-<date>.json; the table goes beside it as .md)
   --quick           smoke run: cnn, 64 px, 2 s per measurement
   --dry-run         print the plan and the time estimate, measure nothing
@@ -121,6 +158,16 @@ function parseEnum<T extends string>(name: string, values: string[] | undefined,
   });
 }
 
+/** `arch:size,...` pairs of `--name`, without duplicates, or undefined when the flag is absent. */
+function parsePairs(name: string, value: string | undefined): { arch: Architecture; size: number }[] | undefined {
+  const pairs = parseList(value)?.map((item) => {
+    const [arch, sizeText, ...rest] = item.split(':');
+    if (rest.length > 0 || sizeText === undefined) throw new Error(`--${name}: expected arch:size, got "${item}".`);
+    return { arch: parseArchitecture(arch ?? ''), size: parsePositive(`${name} size`, sizeText, 0, true) };
+  });
+  return pairs?.filter((p, i) => pairs.findIndex((q) => q.arch === p.arch && q.size === p.size) === i);
+}
+
 /**
  * Parses the command line of bench/run.ts.
  * @returns the config, or `'help'` when `--help` was given.
@@ -133,6 +180,8 @@ export function parseBenchArgs(argv: readonly string[]): BenchConfig | 'help' {
     options: {
       arch: { type: 'string' },
       size: { type: 'string' },
+      points: { type: 'string' },
+      engines: { type: 'string' },
       backend: { type: 'string' },
       mode: { type: 'string' },
       seconds: { type: 'string' },
@@ -141,6 +190,9 @@ export function parseBenchArgs(argv: readonly string[]): BenchConfig | 'help' {
       'no-pytorch': { type: 'boolean', default: false },
       'cpu-all': { type: 'boolean', default: false },
       processes: { type: 'string' },
+      repeat: { type: 'string' },
+      predict: { type: 'string' },
+      'no-predict': { type: 'boolean', default: false },
       out: { type: 'string' },
       quick: { type: 'boolean', default: false },
       'dry-run': { type: 'boolean', default: false },
@@ -151,9 +203,19 @@ export function parseBenchArgs(argv: readonly string[]): BenchConfig | 'help' {
   const quick = values.quick === true;
   const archs = parseList(values.arch)?.map(parseArchitecture) ?? (quick ? (['cnn'] as Architecture[]) : [...ARCHITECTURES]);
   const sizes = parseList(values.size)?.map((s) => parsePositive('size', s, 0, true)) ?? (quick ? [64] : undefined);
+  const points = parsePairs('points', values.points);
+  const narrowed = quick || values.arch !== undefined || values.size !== undefined || points !== undefined;
+  const predictCases = values['no-predict'] === true
+    ? undefined
+    : parsePairs('predict', values.predict) ?? (narrowed ? undefined : parsePairs('predict', 'cnn:128,resnet50:128'));
+  for (const { arch, size } of predictCases ?? []) {
+    if (size < MIN_INPUT_SIZE[arch]) throw new Error(`--predict: ${arch} needs at least ${MIN_INPUT_SIZE[arch]} px, got ${size}.`);
+  }
   return {
     archs: [...new Set(archs)],
     sizes: sizes === undefined ? undefined : [...new Set(sizes)],
+    points,
+    engines: [...new Set(parseEnum('engines', parseList(values.engines), BENCH_ENGINES))],
     backends: [...new Set(parseEnum('backend', parseList(values.backend), BENCH_BACKENDS))],
     modes: [...new Set(parseEnum('mode', parseList(values.mode), BENCH_MODES))],
     seconds: parsePositive('seconds', values.seconds, quick ? 2 : 8, false),
@@ -167,6 +229,8 @@ export function parseBenchArgs(argv: readonly string[]): BenchConfig | 'help' {
     pytorchThreads: 2,
     cpuAll: values['cpu-all'] === true,
     processes: parsePositive('processes', values.processes, 1, true),
+    repeat: parsePositive('repeat', values.repeat, 1, true),
+    predictCases,
     out: values.out,
     dryRun: values['dry-run'] === true,
     quick,
@@ -188,14 +252,13 @@ export function cpuRunsByDefault(arch: Architecture, size: number, mode: BenchMo
 export function sizePairs(config: BenchConfig): { pairs: { arch: Architecture; size: number }[]; skipped: string[] } {
   const pairs: { arch: Architecture; size: number }[] = [];
   const skipped: string[] = [];
-  for (const arch of config.archs) {
-    for (const size of config.sizes ?? DEFAULT_SIZES[arch]) {
-      if (size < MIN_INPUT_SIZE[arch]) {
-        skipped.push(`${arch} ${size} px (needs at least ${MIN_INPUT_SIZE[arch]} px)`);
-        continue;
-      }
-      pairs.push({ arch, size });
+  const requested = config.points ?? config.archs.flatMap((arch) => (config.sizes ?? DEFAULT_SIZES[arch]).map((size) => ({ arch, size })));
+  for (const { arch, size } of requested) {
+    if (size < MIN_INPUT_SIZE[arch]) {
+      skipped.push(`${arch} ${size} px (needs at least ${MIN_INPUT_SIZE[arch]} px)`);
+      continue;
     }
+    pairs.push({ arch, size });
   }
   return { pairs, skipped };
 }
@@ -204,22 +267,37 @@ export function sizePairs(config: BenchConfig): { pairs: { arch: Architecture; s
 export type PlanItem = ({ kind: 'ours' } & MeasurementPoint) | ({ kind: 'pytorch' } & PytorchPoint);
 
 /**
- * The ordered work list: for each (arch, size), our wasm measurements, then cpu ones, then PyTorch.
- * Grouping by (arch, size) puts each ratio's two sides close in time (similar machine load).
+ * The ordered work list: for each (arch, size), our wasm measurements, then cpu ones, then ONNX
+ * Runtime inference, then PyTorch, the whole group `repeat` times. Grouping by (arch, size) puts each
+ * ratio's sides close in time (similar machine load).
  */
 export function buildPlan(config: BenchConfig): { items: PlanItem[]; skipped: string[] } {
   const { pairs, skipped } = sizePairs(config);
   const items: PlanItem[] = [];
   for (const { arch, size } of pairs) {
+    const group = groupItems(config, arch, size);
+    for (let r = 0; r < config.repeat; r++) items.push(...group);
+  }
+  return { items, skipped };
+}
+
+/** The measurements of one (arch, size), in order. */
+function groupItems(config: BenchConfig, arch: Architecture, size: number): PlanItem[] {
+  const items: PlanItem[] = [];
+  if (config.engines.includes('tfjs')) {
     for (const backend of config.backends) {
       for (const mode of config.modes) {
         if (backend === 'cpu' && !config.cpuAll && !cpuRunsByDefault(arch, size, mode)) continue;
         items.push({ kind: 'ours', arch, size, backend, mode });
       }
     }
-    if (config.pytorch) items.push({ kind: 'pytorch', arch, size, skipTrain: !config.modes.includes('train') });
   }
-  return { items, skipped };
+  // ONNX Runtime serves, it does not train: inference only.
+  if (config.engines.includes('onnx') && config.modes.includes('infer')) {
+    items.push({ kind: 'ours', arch, size, backend: 'onnx', mode: 'infer' });
+  }
+  if (config.pytorch) items.push({ kind: 'pytorch', arch, size, skipTrain: !config.modes.includes('train') });
+  return items;
 }
 
 /**
@@ -249,9 +327,11 @@ function forwardGmac(arch: Architecture, size: number): number {
  * machine; cpu: tfjs's pure-JS kernels (ResNet50 224 px inference at 0.11 images/s); PyTorch: the
  * issue's reference numbers on 2 threads.
  */
-const RATE_GMAC_PER_S: Readonly<Record<BenchBackend | 'pytorch', Readonly<Record<BenchMode, number>>>> = {
+const RATE_GMAC_PER_S: Readonly<Record<MeasurementBackend | 'pytorch', Readonly<Record<BenchMode, number>>>> = {
   wasm: { infer: 10, train: 1.1 },
   cpu: { infer: 0.45, train: 0.01 },
+  // ONNX Runtime on all cores: ResNet50 128 px at ~115 images/s (issue 6); no training.
+  onnx: { infer: 120, train: 120 },
   pytorch: { infer: 60, train: 20 },
 };
 
@@ -267,7 +347,10 @@ const USABLE_HEAP_MB = 3500;
 /** Seconds to start a process, initialise the backend and build the model (rough). */
 const BUILD_SECONDS: Readonly<Record<Architecture, number>> = { cnn: 3, vgg16: 4, resnet50: 5, inceptionv3: 6 };
 
-function stepSeconds(arch: Architecture, size: number, batch: number, engine: BenchBackend | 'pytorch', mode: BenchMode): number {
+/** Extra seconds of an ONNX point: export to ONNX and session creation (graph optimisation). */
+const ONNX_SETUP_SECONDS: Readonly<Record<Architecture, number>> = { cnn: 1, vgg16: 15, resnet50: 5, inceptionv3: 6 };
+
+function stepSeconds(arch: Architecture, size: number, batch: number, engine: MeasurementBackend | 'pytorch', mode: BenchMode): number {
   return Math.max(0.02, (forwardGmac(arch, size) * batch) / RATE_GMAC_PER_S[engine][mode]);
 }
 
@@ -290,7 +373,7 @@ export function estimateSeconds(item: PlanItem, config: BenchConfig): number {
   const step = stepSeconds(item.arch, item.size, config.batch, item.backend, item.mode);
   // bench/measure.ts ends the warm-up after one step longer than --seconds.
   const warmup = step > config.seconds ? 1 : item.mode === 'train' ? config.warmupTrain : config.warmupInfer;
-  const build = BUILD_SECONDS[item.arch];
+  const build = BUILD_SECONDS[item.arch] + (item.backend === 'onnx' ? ONNX_SETUP_SECONDS[item.arch] : 0);
   // A process that runs out of memory stops after the step that split the batch (~2 steps of work).
   const oom = item.backend === 'wasm' && item.mode === 'train' ? expectedOomAttempts(item.arch, item.size, config.batch) * (build + 2 * step) : 0;
   return Math.min(config.timeoutSeconds, build + warmup * step + timed(step)) + oom;

@@ -49,6 +49,8 @@ export interface PytorchResult {
   trainImagesPerSecond?: number;
   wallSeconds: number;
   error?: string;
+  /** With --repeat > 1: every run (the record holds the fastest inference and training of them). */
+  runs?: { status: string; imagesPerSecond?: number; trainImagesPerSecond?: number }[];
 }
 
 /** Runs the reference script for one point. */
