@@ -390,7 +390,11 @@ describe('the web page in Chromium', { skip: SKIP_WITHOUT_CHROMIUM }, () => {
     await page.getByRole('link', { name: 'Models' }).focus();
     await page.keyboard.press('Enter');
     await page.waitForURL(/#models$/);
-    assert.equal(await page.evaluate(() => (globalThis as unknown as { document: { activeElement: { id: string } | null } }).document.activeElement?.id), 'models-heading');
+    // The page moves focus in its hashchange handler, which may run just after the URL changed: wait
+    // for it (2 s at most) rather than read it at once, then check.
+    const focusedId = () => page.evaluate(() => (globalThis as unknown as { document: { activeElement: { id: string } | null } }).document.activeElement?.id);
+    await page.waitForFunction(() => (globalThis as unknown as { document: { activeElement: { id: string } | null } }).document.activeElement?.id === 'models-heading', null, { timeout: 2_000 }).catch(() => undefined);
+    assert.equal(await focusedId(), 'models-heading');
     assert.equal(await page.getByRole('link', { name: 'Models' }).getAttribute('aria-current'), 'page');
 
     const { models, aliases } = await api<ModelList>('/v1/models', 'admin');

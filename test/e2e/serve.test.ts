@@ -25,7 +25,7 @@ interface Readiness {
 }
 
 interface PredictBody {
-  model: { id: string; architecture: string; version: string };
+  model: { id: string; architecture: string; version: string; engine?: string };
   predictions: { id: string; label: string; probabilities: Record<string, number>; fractureProbability: number }[];
   notice: string;
 }
@@ -155,7 +155,8 @@ describe('fracture-service start', () => {
     const answer = await http(`${url}/v1/predict`, { method: 'POST', headers: auth, body: imageForm([xray]) });
     assert.equal(answer.status, 200, answer.text);
     const body = answer.json as PredictBody;
-    assert.deepEqual(body.model, { id: seeded.modelId, architecture: seeded.architecture, version: seeded.version });
+    // Trained models carry model.onnx, so INFERENCE_ENGINE=auto (the default) serves them with ONNX Runtime.
+    assert.deepEqual(body.model, { id: seeded.modelId, architecture: seeded.architecture, version: seeded.version, engine: 'onnx' });
     assert.match(body.notice, NOTICE);
     assert.equal(body.predictions.length, 1);
     const [prediction] = body.predictions;

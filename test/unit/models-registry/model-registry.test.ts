@@ -158,7 +158,8 @@ describe('get and list', () => {
     assert.equal(view.createdAt, metadata.createdAt);
     assert.match(view.version, /^[0-9a-f]{12}$/);
     assert.equal(view.version, versionOf(metadata));
-    assert.deepEqual(view.files, ['model.json', ...modelJson.weightsManifest.flatMap((group) => group.paths), 'metadata.json']);
+    // Trained models carry model.onnx (listed and hashed in metadata.json), served beside the tfjs files.
+    assert.deepEqual(view.files, ['model.json', ...modelJson.weightsManifest.flatMap((group) => group.paths), 'model.onnx', 'metadata.json']);
     assert.deepEqual(view.aliases, []);
   });
 
