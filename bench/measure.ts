@@ -81,6 +81,21 @@ function peakRssMb(): number {
   return process.resourceUsage().maxRSS / 1024;
 }
 
+/** The timing fields every measurement line carries (images/s over the timed steps, step times). */
+function timingRecord(timing: Awaited<ReturnType<typeof time>>, steps: number, batch: number) {
+  const sorted = [...timing.stepSeconds].sort((a, b) => a - b);
+  return {
+    imagesPerSecond: (steps * batch) / timing.timedSeconds,
+    steps,
+    timedSeconds: timing.timedSeconds,
+    timedWindowMs: timing.timedWindowMs,
+    medianStepSeconds: sorted[Math.floor((sorted.length - 1) / 2)],
+    stepSeconds: timing.stepSeconds,
+    warmupSeconds: timing.warmupSeconds,
+    budgetLimited: timing.budgetLimited,
+  };
+}
+
 function rssMb(): number {
   return process.memoryUsage().rss / 2 ** 20;
 }
@@ -202,7 +217,6 @@ async function measureOnnx(arch: Architecture, size: number, batch: number, numC
   try {
     const timing = await time(step, plan);
     const steps = timing.stepSeconds.length;
-    const sorted = [...timing.stepSeconds].sort((a, b) => a - b);
     return {
       status: 'ok',
       arch,
@@ -216,15 +230,8 @@ async function measureOnnx(arch: Architecture, size: number, batch: number, numC
       tfjsBuildBackend: backendInfo.name,
       params,
       onnxMb,
-      imagesPerSecond: (steps * batch) / timing.timedSeconds,
+      ...timingRecord(timing, steps, batch),
       microBatchSize: batch,
-      steps,
-      timedSeconds: timing.timedSeconds,
-      timedWindowMs: timing.timedWindowMs,
-      medianStepSeconds: sorted[Math.floor((sorted.length - 1) / 2)],
-      stepSeconds: timing.stepSeconds,
-      warmupSeconds: timing.warmupSeconds,
-      budgetLimited: timing.budgetLimited,
       initSeconds,
       buildSeconds,
       exportSeconds,
@@ -307,7 +314,6 @@ async function main(): Promise<Record<string, unknown>> {
     const timing = await time(step, plan);
     const steps = timing.stepSeconds.length;
     const wasmHeap = wasmMemoryBytes();
-    const sorted = [...timing.stepSeconds].sort((a, b) => a - b);
     return {
       status: 'ok',
       arch,
@@ -320,16 +326,9 @@ async function main(): Promise<Record<string, unknown>> {
       backendDescription,
       trainingKernels: backendInfo.name === 'wasm' && wasmTrainingKernelsRegistered() ? WASM_TRAINING_KERNEL_NAMES : [],
       params: model.countParams(),
-      imagesPerSecond: (steps * batch) / timing.timedSeconds,
+      ...timingRecord(timing, steps, batch),
       // Samples per forward/backward pass: the batch, unless it had to be split to fit in memory.
       microBatchSize: mode === 'train' ? Math.min(micro.size ?? batch, batch) : batch,
-      steps,
-      timedSeconds: timing.timedSeconds,
-      timedWindowMs: timing.timedWindowMs,
-      medianStepSeconds: sorted[Math.floor((sorted.length - 1) / 2)],
-      stepSeconds: timing.stepSeconds,
-      warmupSeconds: timing.warmupSeconds,
-      budgetLimited: timing.budgetLimited,
       initSeconds,
       buildSeconds,
       peakRssMb: peakRssMb(),
