@@ -42,6 +42,11 @@ export const ENV_SCHEMA = z.object({
    * always runs on tfjs.
    */
   INFERENCE_ENGINE: z.enum(['auto', 'onnx', 'tfjs']).default('auto'),
+  /**
+   * Threads of one ONNX Runtime forward pass; 0 (default) = the machine's cores. Lower it when other
+   * processes share the host (e.g. an API and a worker on two cores).
+   */
+  ONNX_INTRA_OP_THREADS: integer(0, 0),
   /** Dynamic batching: largest forward pass, and longest wait after the first request of a batch. */
   PREDICT_MAX_BATCH_SIZE: integer(16, 1),
   PREDICT_MAX_DELAY_MS: integer(10, 0),

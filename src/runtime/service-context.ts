@@ -112,6 +112,14 @@ export function createServiceContext(config: Config, options: { logger: Logger; 
   };
 }
 
+/** The engine choice `INFERENCE_ENGINE` and `ONNX_INTRA_OP_THREADS` configure. */
+export function engineSelectorFor(config: Config): EngineSelector {
+  return new EngineSelector({
+    mode: config.INFERENCE_ENGINE,
+    ...(config.ONNX_INTRA_OP_THREADS > 0 ? { intraOpNumThreads: config.ONNX_INTRA_OP_THREADS } : {}),
+  });
+}
+
 /**
  * The in-process predictor with the configured engine (`INFERENCE_ENGINE`, chosen per model),
  * batching and model cache, feeding the batch metrics (used by `start` and by inference workers).
@@ -119,7 +127,7 @@ export function createServiceContext(config: Config, options: { logger: Logger; 
 export function createLocalPredictor(config: Config, resolveModel: ModelResolver, metrics: Metrics): LocalPredictor {
   return new LocalPredictor({
     resolveModel,
-    engine: new EngineSelector({ mode: config.INFERENCE_ENGINE }),
+    engine: engineSelectorFor(config),
     maxBatchSize: config.PREDICT_MAX_BATCH_SIZE,
     maxDelayMs: config.PREDICT_MAX_DELAY_MS,
     maxQueue: config.PREDICT_MAX_QUEUE,
@@ -254,7 +262,7 @@ export async function createApiRuntime(context: ServiceContext, options: { keys:
     // once (a verification that outlives a probe's timeout still completes and counts).
     let verified: string | null = null;
     // The workers load the model; with the same INFERENCE_ENGINE they make the choice made here.
-    const selector = new EngineSelector({ mode: config.INFERENCE_ENGINE });
+    const selector = engineSelectorFor(config);
     modelCheck = async () => {
       const model = await models.resolve(DEFAULT_ALIAS);
       const key = `${model.id}@${model.version}`;

@@ -64,6 +64,11 @@ export class EngineSelector implements InferenceEngine {
     this.#onnx = new OnnxEngine(onnxOptions);
   }
 
+  /** Threads per ONNX Runtime forward pass of the models it loads on ONNX Runtime. */
+  get intraOpNumThreads(): number {
+    return this.#onnx.intraOpNumThreads;
+  }
+
   /**
    * The engine `mode` picks for the model in `modelDir`, without loading it (cheap: a file check and,
    * once per process, importing the runtime). Under `onnx` it is always ONNX Runtime; `load` then

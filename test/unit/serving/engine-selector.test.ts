@@ -5,11 +5,13 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
 import { isMlError } from '../../../src/ml/errors.ts';
+import os from 'node:os';
+import { loadConfig } from '../../../src/infra/config.ts';
+import { engineSelectorFor } from '../../../src/runtime/service-context.ts';
 import { EngineSelector } from '../../../src/serving/engine-selector.ts';
 import { inputSize } from '../../../src/serving/inference-engine.ts';
 import type { OnnxRuntimeLoader } from '../../../src/serving/onnx-runtime.ts';
@@ -135,5 +137,17 @@ describe('LocalPredictor on the selector', () => {
     } finally {
       await predictor.close();
     }
+  });
+});
+
+describe('engineSelectorFor (configuration)', () => {
+  test('follows INFERENCE_ENGINE, and ONNX_INTRA_OP_THREADS with 0 meaning the machine\'s cores', () => {
+    const byDefault = engineSelectorFor(loadConfig({}));
+    assert.equal(byDefault.name, 'auto');
+    assert.equal(byDefault.intraOpNumThreads, os.availableParallelism());
+    const pinned = engineSelectorFor(loadConfig({ INFERENCE_ENGINE: 'onnx', ONNX_INTRA_OP_THREADS: '1' }));
+    assert.equal(pinned.name, 'onnx');
+    assert.equal(pinned.intraOpNumThreads, 1);
+    assert.throws(() => loadConfig({ ONNX_INTRA_OP_THREADS: '-1' }));
   });
 });
