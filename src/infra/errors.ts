@@ -49,6 +49,7 @@ export const ERROR_CATALOG = Object.freeze({
   SHUTTING_DOWN: { status: 503, title: 'The service is shutting down' },
   PREDICTION_TIMEOUT: { status: 503, title: 'No worker answered in time; retry later' },
   OUT_OF_MEMORY: { status: 503, title: 'Not enough memory for this request' },
+  ENGINE_UNAVAILABLE: { status: 503, title: 'The configured inference engine cannot run this model here' },
   INSUFFICIENT_STORAGE: { status: 507, title: 'The data directory is full' },
 } as const satisfies Record<string, { status: number; title: string }>);
 
@@ -89,7 +90,7 @@ export class AppError extends Error {
 
 /** Which service code an ML engine error becomes. */
 const ML_CODE_MAP: Readonly<Record<MlErrorCode, ErrorCode>> = Object.freeze({
-  BACKEND_UNAVAILABLE: 'INTERNAL',
+  BACKEND_UNAVAILABLE: 'ENGINE_UNAVAILABLE',
   ARCHITECTURE_UNKNOWN: 'EXPERIMENT_INVALID',
   INPUT_SHAPE_INVALID: 'EXPERIMENT_INVALID',
   DATASET_NOT_FOUND: 'DATASET_NOT_FOUND',

@@ -5,10 +5,12 @@
  * made per model, so one process can serve an old model on tfjs beside a new one on ONNX Runtime.
  * @module
  */
-import { access } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { pathExists } from '../infra/fs.ts';
 import { isMlError } from '../ml/errors.ts';
 import { ONNX_MODEL_FILE } from '../ml/export/index.ts';
+import { METADATA_FILE, parseMetadata, resolveModelDir } from '../ml/persist/index.ts';
 import type { EngineModel, InferenceEngine } from './inference-engine.ts';
 import { OnnxEngine, type OnnxEngineOptions } from './onnx-engine.ts';
 import { loadOnnxRuntime, type OnnxRuntimeLoader } from './onnx-runtime.ts';
@@ -77,8 +79,8 @@ export class EngineSelector implements InferenceEngine {
   async choose(modelDir: string): Promise<EngineChoice> {
     if (this.name === 'tfjs') return { engine: 'tfjs' };
     if (this.name === 'onnx') return { engine: 'onnx' };
-    if (!(await exists(path.join(modelDir, ONNX_MODEL_FILE)))) {
-      return { engine: 'tfjs', reason: `the model has no ${ONNX_MODEL_FILE} (saved before ONNX export)` };
+    if (!(await listsOnnxFile(modelDir))) {
+      return { engine: 'tfjs', reason: `the model has no ${ONNX_MODEL_FILE} listed in its ${METADATA_FILE} (saved before ONNX export)` };
     }
     const probe = await this.#loadRuntime();
     return probe.ok ? { engine: 'onnx' } : { engine: 'tfjs', reason: probe.reason };
@@ -99,7 +101,7 @@ export class EngineSelector implements InferenceEngine {
       return await this.#onnx.load(modelDir);
     } catch (error) {
       // A missing directory is missing for tfjs too: say so directly rather than loading twice.
-      if (isMlError(error, 'MODEL_NOT_FOUND') && !(await exists(modelDir))) throw error;
+      if (isMlError(error, 'MODEL_NOT_FOUND') && !(await pathExists(modelDir))) throw error;
       const reason = `ONNX Runtime could not load the model: ${error instanceof Error ? error.message : String(error)}`;
       return tagged(await this.#tfjs.load(modelDir), 'tfjs', reason);
     }
@@ -119,9 +121,18 @@ function tagged(model: EngineModel, engine: string, note: string | undefined): E
   };
 }
 
-async function exists(file: string): Promise<boolean> {
-  return access(file).then(
-    () => true,
-    () => false,
-  );
+/**
+ * True when the model directory has `model.onnx` and its `metadata.json` lists it (with a hash): an
+ * unlisted file is one nobody evaluated, which OnnxEngine refuses anyway. A directory that cannot be
+ * read answers false; loading then says what is wrong.
+ */
+async function listsOnnxFile(modelDir: string): Promise<boolean> {
+  try {
+    const dir = await resolveModelDir(modelDir);
+    if (!(await pathExists(path.join(dir, ONNX_MODEL_FILE)))) return false;
+    const metadata = parseMetadata(await readFile(path.join(dir, METADATA_FILE), 'utf8'), dir);
+    return ONNX_MODEL_FILE in metadata.files;
+  } catch {
+    return false;
+  }
 }

@@ -6,13 +6,14 @@
  * same directory with {@link TfjsEngine} the first time it is asked for, and delegates to it.
  * @module
  */
-import { access, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { pathExists } from '../infra/fs.ts';
 import { imageOptionsFromRecord } from '../ml/data/index.ts';
 import { MlError } from '../ml/errors.ts';
 import { ONNX_INPUT_NAME, ONNX_MODEL_FILE, ONNX_OUTPUT_NAME } from '../ml/export/index.ts';
-import { METADATA_FILE, parseMetadata, resolveModelDir, verifyModelFiles, type ModelMetadata } from '../ml/persist/index.ts';
+import { METADATA_FILE, parseMetadata, resolveModelDir, sha256, verifyModelFiles, type ModelMetadata } from '../ml/persist/index.ts';
 import type { ClassActivationMap, EngineModel, EngineModelInfo, InferenceEngine } from './inference-engine.ts';
 import { loadOnnxRuntime, type OnnxRuntime, type OnnxRuntimeLoader } from './onnx-runtime.ts';
 import { TfjsEngine } from './tfjs-engine.ts';
@@ -60,16 +61,18 @@ export class OnnxEngine implements InferenceEngine {
 
   /**
    * Loads the model saved in `modelDir` (or the intact previous copy a crashed save left beside it).
-   * @throws MlError `MODEL_NOT_FOUND` when there is no such directory or it has no `model.onnx`
-   *   (a model saved before ONNX export); `MODEL_CORRUPT` when a file's sha256 differs from
-   *   `metadata.json`, `model.onnx` is not listed there, or ONNX Runtime cannot load it;
-   *   `BACKEND_UNAVAILABLE` when `onnxruntime-node` does not load
+   * @throws MlError `MODEL_NOT_FOUND` when there is no such directory; `BACKEND_UNAVAILABLE` when it
+   *   has no `model.onnx` (a model saved before ONNX export: this engine cannot serve it) or
+   *   `onnxruntime-node` does not load; `MODEL_CORRUPT` when a file's sha256 differs from
+   *   `metadata.json`, `model.onnx` is not listed there, its preprocessing record is invalid, or ONNX
+   *   Runtime cannot load it
    */
   async load(modelDir: string): Promise<EngineModel> {
     const dir = await resolveModelDir(modelDir);
     const onnxPath = path.join(dir, ONNX_MODEL_FILE);
-    if (!(await exists(onnxPath))) {
-      throw new MlError('MODEL_NOT_FOUND', `${dir}: no ${ONNX_MODEL_FILE} (the model was saved without ONNX export); serve it with tfjs or export it.`);
+    if (!(await pathExists(onnxPath))) {
+      // The model exists (tfjs serves it); this engine cannot: a server setting, not the caller's error.
+      throw new MlError('BACKEND_UNAVAILABLE', `${dir}: no ${ONNX_MODEL_FILE} (the model was saved without ONNX export); serve it with tfjs or export it.`);
     }
     const probe = await this.#loadRuntime();
     if (!probe.ok) throw new MlError('BACKEND_UNAVAILABLE', probe.reason);
@@ -87,7 +90,16 @@ export class OnnxEngine implements InferenceEngine {
       }), dir);
     }
 
-    const session = await createSession(probe.runtime, onnxPath, {
+    // Everything that can fail without a session first, so a failure never leaves one behind.
+    const info = modelInfo(metadata, dir);
+    // The bytes are hashed again and handed to the runtime as they are, so the file checked is the
+    // file run (a swap after verifyModelFiles is caught).
+    const bytes = await readFile(onnxPath);
+    const expected = metadata.files[ONNX_MODEL_FILE];
+    if (this.#verify && sha256(bytes) !== expected) {
+      throw new MlError('MODEL_CORRUPT', `${dir}: ${ONNX_MODEL_FILE} has sha256 ${sha256(bytes)}, expected ${String(expected)}.`);
+    }
+    const session = await createSession(probe.runtime, bytes, {
       intraOpNumThreads: this.#intraOpNumThreads,
       interOpNumThreads: this.#interOpNumThreads,
     }).catch((cause: unknown) => {
@@ -101,13 +113,34 @@ export class OnnxEngine implements InferenceEngine {
           `expected "${ONNX_INPUT_NAME}" and "${ONNX_OUTPUT_NAME}".`,
       );
     }
-    return new OnnxModel(probe.runtime, session, metadata, dir, () => new TfjsEngine({ verify: this.#verify }));
+    return new OnnxModel(probe.runtime, session, info, dir, () => new TfjsEngine({ verify: this.#verify }));
   }
+}
+
+/**
+ * What serving needs to know, built as TfjsEngine builds it (modelImageOptions reads the same record),
+ * so both engines preprocess alike.
+ * @throws MlError `MODEL_CORRUPT` for a preprocessing record that does not describe an input
+ */
+function modelInfo(metadata: ModelMetadata, dir: string): EngineModelInfo {
+  const { architecture, classNames, positiveClasses } = metadata;
+  let imageOptions: EngineModelInfo['imageOptions'];
+  try {
+    imageOptions = imageOptionsFromRecord(metadata.preprocessing);
+  } catch (cause) {
+    throw new MlError('MODEL_CORRUPT', `${dir}: the preprocessing record of ${METADATA_FILE} is invalid.`, { cause });
+  }
+  return Object.freeze({
+    architecture,
+    classNames: Object.freeze([...classNames]),
+    positiveClasses: Object.freeze([...positiveClasses]),
+    imageOptions,
+  });
 }
 
 type Session = Awaited<ReturnType<OnnxRuntime['InferenceSession']['create']>>;
 
-function createSession(runtime: OnnxRuntime, file: string, threads: { intraOpNumThreads: number; interOpNumThreads: number }): Promise<Session> {
+function createSession(runtime: OnnxRuntime, file: Uint8Array, threads: { intraOpNumThreads: number; interOpNumThreads: number }): Promise<Session> {
   return runtime.InferenceSession.create(file, {
     ...threads,
     graphOptimizationLevel: 'all',
@@ -126,19 +159,12 @@ class OnnxModel implements EngineModel {
   #tfjs: Promise<EngineModel> | undefined;
   #disposed = false;
 
-  constructor(runtime: OnnxRuntime, session: Session, metadata: ModelMetadata, dir: string, createTfjsEngine: () => InferenceEngine) {
+  constructor(runtime: OnnxRuntime, session: Session, info: EngineModelInfo, dir: string, createTfjsEngine: () => InferenceEngine) {
     this.#runtime = runtime;
     this.#session = session;
+    this.info = info;
     this.#dir = dir;
     this.#createTfjsEngine = createTfjsEngine;
-    const { architecture, classNames, positiveClasses } = metadata;
-    // As TfjsEngine builds it (modelImageOptions reads the same record), so both engines preprocess alike.
-    this.info = Object.freeze({
-      architecture,
-      classNames: Object.freeze([...classNames]),
-      positiveClasses: Object.freeze([...positiveClasses]),
-      imageOptions: imageOptionsFromRecord(metadata.preprocessing),
-    });
   }
 
   async predict(batch: Float32Array, count: number): Promise<Float32Array> {
@@ -189,12 +215,6 @@ class OnnxModel implements EngineModel {
   }
 }
 
-async function exists(file: string): Promise<boolean> {
-  return access(file).then(
-    () => true,
-    () => false,
-  );
-}
 
 function threadCount(name: string, value: number): number {
   if (!Number.isInteger(value) || value < 1) throw new RangeError(`${name} must be an integer >= 1, got ${value}`);

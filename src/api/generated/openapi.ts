@@ -245,9 +245,10 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * A file of the model in TensorFlow.js layers format, for `tf.loadLayersModel(url)`.
-         * @description `model.json`, the weight shards it lists, and `metadata.json` (classes, preprocessing, metrics,
-         *     sha256 of every file). Example: `tf.loadLayersModel('http://host/v1/models/ID/files/model.json',
+         * A file of the model (TensorFlow.js layers format, ONNX, metadata).
+         * @description `model.json`, the weight shards it lists, `model.onnx` when the model has one (the same network as
+         *     ONNX opset 17, for ONNX Runtime, Triton or KServe; every model trained since the ONNX export has),
+         *     and `metadata.json` (classes, preprocessing, metrics, sha256 of every file). Example: `tf.loadLayersModel('http://host/v1/models/ID/files/model.json',
          *     { requestInit: { headers: { Authorization: 'Bearer …' } } })`.
          */
         get: operations["getModelFile"];
@@ -360,7 +361,7 @@ export interface components {
         /** @enum {string} */
         Architecture: "cnn" | "vgg16" | "resnet50" | "inceptionv3";
         /** @enum {string} */
-        ProblemCode: "VALIDATION_FAILED" | "BODY_INVALID" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "DATASET_NOT_FOUND" | "EXPERIMENT_NOT_FOUND" | "REPORT_NOT_FOUND" | "CHART_NOT_FOUND" | "MODEL_NOT_FOUND" | "MODEL_FILE_NOT_FOUND" | "PREDICTION_NOT_FOUND" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "DATASET_EXISTS" | "EXPERIMENT_FINISHED" | "REPORT_NOT_READY" | "PAYLOAD_TOO_LARGE" | "TOO_MANY_FILES" | "UNSUPPORTED_MEDIA_TYPE" | "IMAGE_TYPE_UNSUPPORTED" | "IMAGE_UNDECODABLE" | "IMAGE_TOO_LARGE" | "IMAGE_TOO_SMALL" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "DATASET_EMPTY" | "DATASET_SINGLE_CLASS" | "DATASET_TOO_SMALL" | "DATASET_INVALID" | "IDEMPOTENCY_KEY_REUSED" | "IDEMPOTENCY_KEY_IN_USE" | "EXPERIMENT_INVALID" | "RATE_LIMITED" | "INTERNAL" | "MODEL_CORRUPT" | "QUEUE_FULL" | "REDIS_UNAVAILABLE" | "SHUTTING_DOWN" | "PREDICTION_TIMEOUT" | "OUT_OF_MEMORY" | "INSUFFICIENT_STORAGE";
+        ProblemCode: "VALIDATION_FAILED" | "BODY_INVALID" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "DATASET_NOT_FOUND" | "EXPERIMENT_NOT_FOUND" | "REPORT_NOT_FOUND" | "CHART_NOT_FOUND" | "MODEL_NOT_FOUND" | "MODEL_FILE_NOT_FOUND" | "PREDICTION_NOT_FOUND" | "NOT_ACCEPTABLE" | "REQUEST_TIMEOUT" | "DATASET_EXISTS" | "EXPERIMENT_FINISHED" | "REPORT_NOT_READY" | "PAYLOAD_TOO_LARGE" | "TOO_MANY_FILES" | "UNSUPPORTED_MEDIA_TYPE" | "IMAGE_TYPE_UNSUPPORTED" | "IMAGE_UNDECODABLE" | "IMAGE_TOO_LARGE" | "IMAGE_TOO_SMALL" | "ARCHIVE_INVALID" | "ARCHIVE_UNSAFE" | "DATASET_EMPTY" | "DATASET_SINGLE_CLASS" | "DATASET_TOO_SMALL" | "DATASET_INVALID" | "IDEMPOTENCY_KEY_REUSED" | "IDEMPOTENCY_KEY_IN_USE" | "EXPERIMENT_INVALID" | "RATE_LIMITED" | "INTERNAL" | "MODEL_CORRUPT" | "QUEUE_FULL" | "REDIS_UNAVAILABLE" | "SHUTTING_DOWN" | "PREDICTION_TIMEOUT" | "OUT_OF_MEMORY" | "ENGINE_UNAVAILABLE" | "INSUFFICIENT_STORAGE";
         Problem: {
             /** @description A URI naming the problem type: `urn:fracture-service:problem:<code>`. */
             type: string;

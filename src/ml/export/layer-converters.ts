@@ -34,8 +34,17 @@ export const CONVERTERS: Readonly<Record<string, Converter>> = {
   FastBatchNormalization: convertBatchNorm,
   ScalelessBatchNormalization: convertBatchNorm,
   Activation: (context) => activation(context, String(config(context.layer)['activation'] ?? 'linear'), only(context)),
-  ReLU: (context) => activation(context, 'relu', only(context)),
-  Softmax: (context) => activation(context, 'softmax', only(context)),
+  ReLU: (context) => {
+    // A capped ReLU (ReLU6) would need a Clip: refused rather than exported wrong.
+    const maxValue = config(context.layer)['maxValue'];
+    if (maxValue !== undefined && maxValue !== null) unsupported(context.layer, `maxValue ${String(maxValue)}`);
+    return activation(context, 'relu', only(context));
+  },
+  Softmax: (context) => {
+    const axis = config(context.layer)['axis'];
+    if (axis !== undefined && axis !== -1) unsupported(context.layer, `softmax over axis ${JSON.stringify(axis)} (only the last)`);
+    return activation(context, 'softmax', only(context));
+  },
   MaxPooling2D: (context) => convertPooling(context, 'MaxPool'),
   AveragePooling2D: (context) => convertPooling(context, 'AveragePool'),
   GlobalAveragePooling2D: (context) => convertGlobalPooling(context, 'GlobalAveragePool'),

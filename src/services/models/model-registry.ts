@@ -209,8 +209,8 @@ export class ModelRegistry {
   }
 
   /**
-   * Absolute path of a file the API may serve: `model.json`, a weight shard its manifest lists, or
-   * `metadata.json`. The name is only ever compared with that list, never joined onto a path unchecked.
+   * Absolute path of a file the API may serve: `model.json`, a weight shard its manifest lists,
+   * `model.onnx` when `metadata.json` lists it, or `metadata.json`. The name is only ever compared with that list, never joined onto a path unchecked.
    * @param ref A model id or alias.
    * @throws AppError `MODEL_NOT_FOUND`; `MODEL_FILE_NOT_FOUND` for any other name; `MODEL_CORRUPT`
    *   when a listed file is missing.
@@ -220,7 +220,7 @@ export class ModelRegistry {
     const files = await this.#servableFiles(found);
     if (typeof file !== 'string' || !isPlainFileName(file) || !files.includes(file)) {
       // The name came from the client: not repeated in the answer.
-      throw new AppError('MODEL_FILE_NOT_FOUND', `model "${found.id}" serves only ${MODEL_JSON_FILE}, the weight shards it lists and ${METADATA_FILE}`);
+      throw new AppError('MODEL_FILE_NOT_FOUND', `model "${found.id}" serves only ${MODEL_JSON_FILE}, the weight shards it lists, ${ONNX_MODEL_FILE} when it has one and ${METADATA_FILE}`);
     }
     const full = path.join(found.dir, file);
     const info = await stat(full).catch(ignoreMissing);

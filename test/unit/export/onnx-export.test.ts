@@ -93,11 +93,21 @@ describe('exportToOnnx', () => {
     model.dispose();
   });
 
+  test('refuses a capped ReLU layer and a softmax over another axis than the last', () => {
+    for (const layer of [tf.layers.reLU({ maxValue: 6, name: 'relu6' }), tf.layers.softmax({ axis: 0, name: 'softmax0' })]) {
+      const input = tf.input({ shape: [8, 8, 1] });
+      const x = tf.layers.dense({ units: 2 }).apply(tf.layers.flatten().apply(input)) as tf.SymbolicTensor;
+      const model = tf.model({ inputs: input, outputs: layer.apply(x) as tf.SymbolicTensor });
+      assert.throws(() => exportToOnnx(model, { ...INFO, classNames: ['a', 'b'] }), (error: unknown) => isMlError(error, 'EXPORT_UNSUPPORTED') && error.message.includes(layer.name));
+      model.dispose();
+    }
+  });
+
   test('refuses an activation it does not know', () => {
-    const input = tf.input({ shape: [4] });
-    const y = tf.layers.dense({ units: 2, activation: 'softplus', name: 'soft_plus' }).apply(input) as tf.SymbolicTensor;
+    const input = tf.input({ shape: [8, 8, 1] });
+    const y = tf.layers.dense({ units: 2, activation: 'softplus', name: 'soft_plus' }).apply(tf.layers.flatten().apply(input)) as tf.SymbolicTensor;
     const model = tf.model({ inputs: input, outputs: y });
-    assert.throws(() => exportToOnnx(model, { ...INFO, classNames: ['a', 'b'] }), (error: unknown) => isMlError(error, 'EXPORT_UNSUPPORTED'));
+    assert.throws(() => exportToOnnx(model, { ...INFO, classNames: ['a', 'b'] }), (error: unknown) => isMlError(error, 'EXPORT_UNSUPPORTED') && /softplus/.test(error.message));
     model.dispose();
   });
 });

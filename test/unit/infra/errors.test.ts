@@ -19,6 +19,13 @@ describe('error catalogue', () => {
     assert.equal(error.message, 'dataset wrist has only the class fractured');
   });
 
+  it('answers an engine that cannot run the model here with 503 ENGINE_UNAVAILABLE saying why, without server paths', () => {
+    const error = toAppError(new MlError('BACKEND_UNAVAILABLE', '/srv/data/models/m1: no model.onnx (the model was saved without ONNX export); serve it with tfjs or export it.'));
+    assert.equal(error.code, 'ENGINE_UNAVAILABLE');
+    assert.equal(error.status, 503);
+    assert.equal(error.message, 'm1: no model.onnx (the model was saved without ONNX export); serve it with tfjs or export it.');
+  });
+
   it('answers model and internal ML errors with the generic title, not the message', () => {
     const corrupt = toAppError(new MlError('MODEL_CORRUPT', 'sha256 mismatch in /srv/data/models/m1/group1-shard1of1.bin'));
     assert.equal(corrupt.code, 'MODEL_CORRUPT');

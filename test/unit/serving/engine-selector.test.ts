@@ -87,6 +87,27 @@ describe('EngineSelector', () => {
     await assert.rejects(new EngineSelector({ mode: 'onnx' }).load(dir), (error: unknown) => isMlError(error, 'MODEL_CORRUPT'));
   });
 
+  test('auto does not serve an unlisted model.onnx (one nobody evaluated): choose and load both say tfjs', async () => {
+    const dir = path.join(root, 'unlisted-onnx');
+    await cp(withoutOnnx.dir, dir, { recursive: true });
+    await cp(path.join(withOnnx.dir, 'model.onnx'), path.join(dir, 'model.onnx'));
+    const selector = new EngineSelector({ mode: 'auto' });
+    const choice = await selector.choose(dir);
+    assert.equal(choice.engine, 'tfjs');
+    assert.match(choice.reason ?? '', /listed/);
+    assert.equal((await loadedEngine(selector, dir)).engine, 'tfjs');
+    await assert.rejects(new EngineSelector({ mode: 'onnx' }).load(dir), (error: unknown) => isMlError(error, 'MODEL_CORRUPT') && /not listed/.test(error.message));
+  });
+
+  test('auto refuses a tampered model.onnx with MODEL_CORRUPT instead of serving either engine', async () => {
+    const dir = path.join(root, 'tampered-onnx');
+    await cp(withOnnx.dir, dir, { recursive: true });
+    const bytes = await readFile(path.join(dir, 'model.onnx'));
+    bytes[bytes.length - 1] = bytes[bytes.length - 1]! ^ 0xff;
+    await writeFile(path.join(dir, 'model.onnx'), bytes);
+    await assert.rejects(new EngineSelector({ mode: 'auto' }).load(dir), (error: unknown) => isMlError(error, 'MODEL_CORRUPT'));
+  });
+
   test('tfjs always serves on tfjs, even with model.onnx', async () => {
     const selector = new EngineSelector({ mode: 'tfjs' });
     assert.deepEqual(await selector.choose(withOnnx.dir), { engine: 'tfjs' });
@@ -95,7 +116,7 @@ describe('EngineSelector', () => {
 
   test('onnx forced refuses a model without model.onnx, and a machine without the runtime', async () => {
     await assert.rejects(new EngineSelector({ mode: 'onnx' }).load(withoutOnnx.dir), (error: unknown) => {
-      assert.ok(isMlError(error, 'MODEL_NOT_FOUND'));
+      assert.ok(isMlError(error, 'BACKEND_UNAVAILABLE'));
       assert.match(error.message, /no model\.onnx/);
       return true;
     });

@@ -136,8 +136,8 @@ describe('OnnxEngine', () => {
     await rejectsWithCode(new OnnxEngine().load(dir), 'MODEL_CORRUPT', /not listed/);
   });
 
-  test('refuses a model saved without model.onnx, and a missing directory, with MODEL_NOT_FOUND', async () => {
-    await rejectsWithCode(new OnnxEngine().load(plainDir), 'MODEL_NOT_FOUND', /no model\.onnx/);
+  test('refuses a model saved without model.onnx with BACKEND_UNAVAILABLE (503: the engine, not the model, is missing), and a missing directory with MODEL_NOT_FOUND', async () => {
+    await rejectsWithCode(new OnnxEngine().load(plainDir), 'BACKEND_UNAVAILABLE', /no model\.onnx/);
     await rejectsWithCode(new OnnxEngine().load(path.join(root, 'nothing-here')), 'MODEL_NOT_FOUND', /No saved model/);
   });
 
