@@ -82,7 +82,8 @@ function peakRssMb(): number {
 }
 
 /** The timing fields every measurement line carries (images/s over the timed steps, step times). */
-function timingRecord(timing: Awaited<ReturnType<typeof time>>, steps: number, batch: number) {
+function timingRecord(timing: Awaited<ReturnType<typeof time>>, batch: number) {
+  const steps = timing.stepSeconds.length;
   const sorted = [...timing.stepSeconds].sort((a, b) => a - b);
   return {
     imagesPerSecond: (steps * batch) / timing.timedSeconds,
@@ -216,7 +217,6 @@ async function measureOnnx(arch: Architecture, size: number, batch: number, numC
   };
   try {
     const timing = await time(step, plan);
-    const steps = timing.stepSeconds.length;
     return {
       status: 'ok',
       arch,
@@ -230,7 +230,7 @@ async function measureOnnx(arch: Architecture, size: number, batch: number, numC
       tfjsBuildBackend: backendInfo.name,
       params,
       onnxMb,
-      ...timingRecord(timing, steps, batch),
+      ...timingRecord(timing, batch),
       microBatchSize: batch,
       initSeconds,
       buildSeconds,
@@ -312,7 +312,6 @@ async function main(): Promise<Record<string, unknown>> {
 
   try {
     const timing = await time(step, plan);
-    const steps = timing.stepSeconds.length;
     const wasmHeap = wasmMemoryBytes();
     return {
       status: 'ok',
@@ -326,7 +325,7 @@ async function main(): Promise<Record<string, unknown>> {
       backendDescription,
       trainingKernels: backendInfo.name === 'wasm' && wasmTrainingKernelsRegistered() ? WASM_TRAINING_KERNEL_NAMES : [],
       params: model.countParams(),
-      ...timingRecord(timing, steps, batch),
+      ...timingRecord(timing, batch),
       // Samples per forward/backward pass: the batch, unless it had to be split to fit in memory.
       microBatchSize: mode === 'train' ? Math.min(micro.size ?? batch, batch) : batch,
       initSeconds,

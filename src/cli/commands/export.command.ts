@@ -22,6 +22,7 @@ import {
   type TritonRepositoryInfo,
 } from '../../ml/export/triton.ts';
 import { writeFileAtomic } from '../../ml/util/atomic-file.ts';
+import { isPathInside } from '../../ml/util/paths.ts';
 
 /** Formats `export` writes. */
 export const EXPORT_FORMATS = ['onnx', 'triton'] as const;
@@ -93,7 +94,7 @@ async function exportOnnx(modelDir: string, options: ExportCommandOptions): Prom
   if (tritonOnly.length > 0) throw new MlError('INVALID_ARGUMENT', `${tritonOnly.map(flagName).join(', ')} only apply to --format triton.`);
   const source = path.resolve(modelDir);
   const file = path.resolve(options.out ?? `${path.basename(source)}.onnx`);
-  if (isInside(file, source)) {
+  if (isPathInside(file, source)) {
     // The directory's own model.onnx is listed with its sha256 in metadata.json; rewriting it (or adding
     // files) belongs to saveModel.
     throw new MlError('INVALID_ARGUMENT', `--out ${file} is inside the model directory; write the ONNX file elsewhere.`);
@@ -204,8 +205,4 @@ function flagName(key: string): string {
   return `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 }
 
-/** True when `child` is `parent` or inside it. */
-function isInside(child: string, parent: string): boolean {
-  const relative = path.relative(parent, child);
-  return relative === '' || (relative !== '..' && !relative.startsWith(`..${path.sep}`) && !path.isAbsolute(relative));
-}
+

@@ -24,6 +24,7 @@ import {
 } from '@bufbuild/protobuf/wkt';
 import { ModelProtoSchema, type ValueInfoProto } from 'onnx-buf';
 import { MlError } from '../errors.ts';
+import { isPathInside } from '../util/paths.ts';
 // Files, not persist's index: persist's save-model imports this folder's index (see export-model-dir).
 import { fsyncPath, writeDirAtomically, writeFileDurable } from '../persist/atomic-dir.ts';
 import { exportModelDir } from './export-model-dir.ts';
@@ -307,11 +308,7 @@ function resolveConfigOptions(options: TritonConfigOptions): ResolvedTritonConfi
 
 /** True when one path is the other or inside it. */
 function overlaps(a: string, b: string): boolean {
-  const inside = (child: string, parent: string): boolean => {
-    const relative = path.relative(parent, child);
-    return relative === '' || (relative !== '..' && !relative.startsWith(`..${path.sep}`) && !path.isAbsolute(relative));
-  };
-  return inside(a, b) || inside(b, a);
+  return isPathInside(a, b) || isPathInside(b, a);
 }
 
 function checkMetadata(metadata: TritonModelMetadata): void {
