@@ -15,6 +15,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AppError } from '../infra/errors.ts';
 import { withRedis, type RedisConnection } from '../infra/redis.ts';
+import { canonicalJson } from '../infra/canonical-json.ts';
 
 /** Tuning of {@link IdempotencyKeys}. */
 export interface IdempotencyOptions {
@@ -175,17 +176,6 @@ export class IdempotencyKeys {
  */
 export function canonicalHash(value: unknown): string {
   return createHash('sha256').update(canonicalJson(value)).digest('hex');
-}
-
-function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map((item) => canonicalJson(item === undefined ? null : item)).join(',')}]`;
-  if (value !== null && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, item]) => item !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([key, item]) => `${JSON.stringify(key)}:${canonicalJson(item)}`).join(',')}}`;
-  }
-  return JSON.stringify(value) ?? 'null';
 }
 
 function parseStored(text: string): StoredValue | null {

@@ -44,6 +44,7 @@ import {
   type RegistryRecord,
   type ResolvedModel,
 } from './model.types.ts';
+import { canonicalJson } from '../../infra/canonical-json.ts';
 
 /** Options of {@link ModelRegistry}. */
 export interface ModelRegistryOptions {
@@ -437,18 +438,6 @@ export function versionOf(metadata: Pick<ModelMetadata, 'files' | 'classNames' |
     preprocessing: metadata.preprocessing,
   });
   return createHash('sha256').update(lines).update(meaning).digest('hex').slice(0, 12);
-}
-
-/** JSON with object keys sorted at every level, so equal values hash equally. */
-function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (value !== null && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, child]) => child !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([key, child]) => `${JSON.stringify(key)}:${canonicalJson(child)}`).join(',')}}`;
-  }
-  return JSON.stringify(value) ?? 'null';
 }
 
 /** A safe id that is not one of the work directories writers leave beside models. */
